@@ -1,0 +1,58 @@
+"""The ``nas`` command line: parses arguments and calls the library, nothing more.
+
+Each subcommand lives in ``nas/commands/<name>.py`` and exposes ``add_parser(subparsers)`` which
+registers its parser and sets ``func`` (a callable taking the parsed namespace and returning an exit
+code). A :class:`~nas.errors.NasError` becomes one line ``error: ...`` and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from nas.errors import NasError
+
+# Subcommand modules, in the order `nas --help` lists them.
+COMMANDS = ("search", "results", "show", "train", "scale", "pareto", "export")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags in the same one-line form, with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nas", description="Neural architecture search for MBConv / Fused-MBConv networks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"nas.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"nas.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NasError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

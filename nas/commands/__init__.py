@@ -1,0 +1,1 @@
+"""Subcommands of the `nas` command line, one module each."""

@@ -1,0 +1,263 @@
+"""The declarative description of a network: :class:`ArchSpec` made of :class:`StageSpec`.
+
+A spec is plain data: frozen dataclasses, validated on construction, that round-trip through JSON.
+Everything else (the builder, the analytic counter, search spaces, scaling) reads a spec and never a
+module, so two specs with the same :meth:`ArchSpec.key` always build, count and train identically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Iterable, Mapping
+
+from nas.errors import SpecError
+
+BLOCK_TYPES = ("mbconv", "fused_mbconv", "ds", "conv")
+ACTIVATIONS = ("silu", "relu")
+NORMS = ("batchnorm", "groupnorm", "layernorm")
+KERNELS_MAX = 15
+
+
+def _check(cond: bool, where: str, message: str) -> None:
+    if not cond:
+        raise SpecError(f"{where}: {message}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _normalize_number(value: float) -> float | int:
+    """Keep integral expansion ratios as ints so that 6 and 6.0 give one key and one JSON."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: ``repeats`` identical blocks; only the first one strides and changes width.
+
+    ``group_size`` is the number of channels per group of the spatial (k x k) convolution of
+    ``mbconv`` and ``ds`` blocks: 1 is depthwise, 16 gives the G16 variant of "Making EfficientNet
+    More Efficient". ``skip`` allows the identity residual, which exists only on blocks with stride 1
+    and equal input and output width.
+    """
+
+    block: str
+    repeats: int
+    kernel: int
+    stride: int
+    expansion: float
+    out_channels: int
+    se_ratio: float = 0.0
+    skip: bool = True
+    group_size: int = 1
+    activation: str = "silu"
+
+    def __post_init__(self) -> None:
+        where = "stage"
+        _check(self.block in BLOCK_TYPES, f"{where}.block",
+               f"unknown block type {self.block!r}; valid: {', '.join(BLOCK_TYPES)}")
+        _check(_is_int(self.repeats) and self.repeats >= 1, f"{where}.repeats",
+               f"must be an integer >= 1, got {self.repeats!r}")
+        _check(_is_int(self.kernel) and self.kernel >= 1 and self.kernel % 2 == 1 and self.kernel <= KERNELS_MAX,
+               f"{where}.kernel", f"must be an odd integer between 1 and {KERNELS_MAX}, got {self.kernel!r}")
+        _check(_is_int(self.stride) and self.stride in (1, 2), f"{where}.stride",
+               f"must be 1 or 2, got {self.stride!r}")
+        _check(_is_number(self.expansion) and self.expansion >= 1, f"{where}.expansion",
+               f"must be a number >= 1, got {self.expansion!r}")
+        object.__setattr__(self, "expansion", _normalize_number(self.expansion))
+        _check(_is_int(self.out_channels) and self.out_channels >= 1, f"{where}.out_channels",
+               f"must be an integer >= 1, got {self.out_channels!r}")
+        _check(_is_number(self.se_ratio) and 0.0 <= self.se_ratio <= 1.0, f"{where}.se_ratio",
+               f"must be in [0, 1], got {self.se_ratio!r}")
+        object.__setattr__(self, "se_ratio", float(self.se_ratio))
+        _check(isinstance(self.skip, bool), f"{where}.skip", f"must be true or false, got {self.skip!r}")
+        _check(_is_int(self.group_size) and self.group_size >= 1, f"{where}.group_size",
+               f"must be an integer >= 1, got {self.group_size!r}")
+        _check(self.activation in ACTIVATIONS, f"{where}.activation",
+               f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if self.block == "ds":
+            _check(self.expansion == 1, f"{where}.expansion", "a ds (depthwise-separable) block has expansion 1")
+        if self.block == "conv":
+            _check(self.expansion == 1, f"{where}.expansion", "a conv block has expansion 1")
+        if self.block in ("conv", "fused_mbconv"):
+            _check(self.group_size == 1, f"{where}.group_size",
+                   f"group_size applies to mbconv and ds blocks only, got {self.group_size} on {self.block}")
+
+    def mid_channels(self, in_channels: int) -> int:
+        """Width of the expanded (hidden) tensor, as the official code computes it."""
+        return in_channels * self.expansion if isinstance(self.expansion, int) else int(in_channels * self.expansion)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole network: stem, stages, head, and how it is trained and evaluated.
+
+    ``name`` is a label only; it is not part of :meth:`key`.
+    """
+
+    stem_channels: int
+    stages: tuple[StageSpec, ...]
+    head_channels: int
+    resolution: int = 224
+    dropout: float = 0.2
+    drop_connect_rate: float = 0.2
+    norm: str = "batchnorm"
+    num_classes: int = 1000
+    in_chans: int = 3
+    activation: str = "silu"
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        stages = self.stages
+        if isinstance(stages, list):
+            stages = tuple(stages)
+            object.__setattr__(self, "stages", stages)
+        _check(isinstance(stages, tuple) and len(stages) >= 1, "stages", "must hold at least one stage")
+        for i, stage in enumerate(stages):
+            _check(isinstance(stage, StageSpec), f"stages[{i}]", f"must be a StageSpec, got {type(stage).__name__}")
+        _check(_is_int(self.stem_channels) and self.stem_channels >= 1, "stem_channels",
+               f"must be an integer >= 1, got {self.stem_channels!r}")
+        _check(_is_int(self.head_channels) and self.head_channels >= 0, "head_channels",
+               f"must be an integer >= 0 (0 = no head conv), got {self.head_channels!r}")
+        _check(_is_int(self.resolution) and 8 <= self.resolution <= 4096, "resolution",
+               f"must be an integer between 8 and 4096, got {self.resolution!r}")
+        _check(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0, "dropout",
+               f"must be in [0, 1), got {self.dropout!r}")
+        _check(_is_number(self.drop_connect_rate) and 0.0 <= self.drop_connect_rate < 1.0, "drop_connect_rate",
+               f"must be in [0, 1), got {self.drop_connect_rate!r}")
+        object.__setattr__(self, "dropout", float(self.dropout))
+        object.__setattr__(self, "drop_connect_rate", float(self.drop_connect_rate))
+        _check(self.norm in NORMS, "norm", f"unknown normalization {self.norm!r}; valid: {', '.join(NORMS)}")
+        _check(_is_int(self.num_classes) and self.num_classes >= 1, "num_classes",
+               f"must be an integer >= 1, got {self.num_classes!r}")
+        _check(_is_int(self.in_chans) and self.in_chans >= 1, "in_chans",
+               f"must be an integer >= 1, got {self.in_chans!r}")
+        _check(self.activation in ACTIVATIONS, "activation",
+               f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        _check(isinstance(self.name, str), "name", "must be a string")
+        # Group sizes must divide the width of the grouped convolution of every block.
+        for i, (stage, in_ch) in enumerate(zip(stages, self.stage_in_channels())):
+            if stage.group_size > 1:
+                widths = {stage.mid_channels(in_ch)}
+                if stage.repeats > 1:
+                    widths.add(stage.mid_channels(stage.out_channels))
+                for width in sorted(widths):
+                    _check(width % stage.group_size == 0, f"stages[{i}].group_size",
+                           f"{stage.group_size} does not divide the {width} channels of the grouped convolution")
+
+    # ----------------------------------------------------------------------------------- structure
+    def stage_in_channels(self) -> list[int]:
+        """Input width of each stage's first block."""
+        widths = [self.stem_channels]
+        for stage in self.stages[:-1]:
+            widths.append(stage.out_channels)
+        return widths
+
+    @property
+    def num_blocks(self) -> int:
+        return sum(stage.repeats for stage in self.stages)
+
+    @property
+    def final_channels(self) -> int:
+        """Width of the features that reach the classifier."""
+        return self.head_channels if self.head_channels > 0 else self.stages[-1].out_channels
+
+    def with_(self, **changes: Any) -> "ArchSpec":
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    # ------------------------------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "stages"}
+        data["stages"] = [stage.to_dict() for stage in self.stages]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ArchSpec":
+        if not isinstance(data, Mapping):
+            raise SpecError(f"spec: expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"spec: unknown field(s) {', '.join(unknown)}")
+        for required in ("stem_channels", "stages", "head_channels"):
+            if required not in data:
+                raise SpecError(f"{required}: missing")
+        raw_stages = data["stages"]
+        if not isinstance(raw_stages, (list, tuple)):
+            raise SpecError("stages: must be a list of stage objects")
+        stage_known = {f.name for f in fields(StageSpec)}
+        stages = []
+        for i, raw in enumerate(raw_stages):
+            if not isinstance(raw, Mapping):
+                raise SpecError(f"stages[{i}]: must be an object, got {type(raw).__name__}")
+            bad = sorted(set(raw) - stage_known)
+            if bad:
+                raise SpecError(f"stages[{i}]: unknown field(s) {', '.join(bad)}")
+            try:
+                stages.append(StageSpec(**raw))
+            except TypeError as exc:  # a required field is missing
+                raise SpecError(f"stages[{i}]: {exc}") from None
+            except SpecError as exc:
+                raise SpecError(f"stages[{i}]" + str(exc)[len("stage"):]) from None
+        return cls(**{**{k: v for k, v in data.items() if k != "stages"}, "stages": tuple(stages)})
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArchSpec":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"spec: not valid JSON ({exc})") from None
+        return cls.from_dict(data)
+
+    # -------------------------------------------------------------------------------- identity
+    def canonical(self) -> dict[str, Any]:
+        """The spec reduced to what determines the built network.
+
+        Equivalences folded here: a ``ds`` block is an ``mbconv`` with expansion 1; ``skip`` is
+        dropped on stages where no block can have a residual; SE and group settings are dropped
+        where they have no effect; the label ``name`` is dropped.
+        """
+        stages = []
+        for stage, in_ch in zip(self.stages, self.stage_in_channels()):
+            block = "mbconv" if stage.block == "ds" else stage.block
+            residual_possible = stage.repeats > 1 or (stage.stride == 1 and in_ch == stage.out_channels)
+            stages.append({
+                "block": block, "repeats": stage.repeats, "kernel": stage.kernel, "stride": stage.stride,
+                "expansion": stage.expansion, "out_channels": stage.out_channels,
+                "se_ratio": stage.se_ratio, "skip": stage.skip and residual_possible,
+                "group_size": stage.group_size, "activation": stage.activation,
+            })
+        data = self.to_dict()
+        data.pop("name")
+        data["stages"] = stages
+        if not any(s["skip"] for s in stages):
+            data["drop_connect_rate"] = 0.0
+        return data
+
+    def key(self) -> str:
+        """A short stable hash: equal for two specs that build the same network."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def spec_from_stages(stages: Iterable[StageSpec], **kwargs: Any) -> ArchSpec:
+    """Convenience constructor used by presets and search spaces."""
+    return ArchSpec(stages=tuple(stages), **kwargs)
+
+
+__all__ = ["ArchSpec", "StageSpec", "BLOCK_TYPES", "ACTIVATIONS", "NORMS", "spec_from_stages"]
