@@ -1,0 +1,43 @@
+"""``nas results``: the table of a search run, ranked by reward."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("results", help="print or export the trials of a run",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", help="run folder (the --out of nas search)")
+    p.add_argument("--top", type=int, default=10, help="how many ranked candidates to print")
+    p.add_argument("--csv", default=None, help="write every trial to this CSV file (trials.csv columns)")
+    p.add_argument("--storage", default=None, help="storage URL, when the run used --storage")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nas.errors import ConfigError
+    from nas.fileio import atomic_write_text
+    from nas.reporting import leaderboard_table
+    from nas.store import open_run
+
+    if args.top <= 0:
+        raise ConfigError(f"--top must be a positive integer, got {args.top}")
+    store = open_run(args.run, args.storage)
+    console = Console()
+    frame = store.dataframe()
+    ranked = store.ranked()
+    counts = frame["status"].value_counts().to_dict() if len(frame) else {}
+    console.print(leaderboard_table(ranked[: args.top], title=f"{args.run}: top {min(args.top, len(ranked))} "
+                                                             f"of {len(ranked)} distinct networks"))
+    console.print("trials: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
+    if args.csv:
+        try:
+            atomic_write_text(args.csv, frame.to_csv(index=False))
+        except OSError as exc:
+            raise ConfigError(f"--csv {args.csv}: cannot write ({exc.strerror})") from None
+        console.print(f"wrote {len(frame)} rows to {args.csv}")
+    return 0

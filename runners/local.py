@@ -1,0 +1,29 @@
+"""The in-process runner: candidates train one after another in this Python process."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from nas.metrics import Metrics
+from runners.base import Runner, TrainJob, run_job
+
+
+class LocalRunner(Runner):
+    """Runs each job when :meth:`wait` is called; the data is loaded once and reused."""
+
+    capacity = 1
+
+    def __init__(self, **_: object) -> None:
+        self._queue: deque[TrainJob] = deque()
+
+    def submit(self, job: TrainJob) -> None:
+        self._queue.append(job)
+
+    def wait(self) -> list[tuple[TrainJob, Metrics]]:
+        if not self._queue:
+            return []
+        job = self._queue.popleft()
+        return [(job, run_job(job))]
+
+    def describe(self) -> str:
+        return "local (in-process, one candidate at a time)"
