@@ -1,0 +1,188 @@
+"""``nas pareto``: the accuracy/cost frontier of one or several runs; pick a model off it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+from nas.pareto import DEFAULT_OBJECTIVES
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "pareto", help="Pareto frontier of a run: table, hypervolume, plots, pick a model",
+        description="Non-dominated candidates of one or several search runs over any objectives (columns of "
+                    "trials.csv, each :max or :min). Failed and pruned trials are excluded and counted; an "
+                    "architecture proposed twice counts once (its first trial). Several runs share one plot "
+                    "and one hypervolume reference point, so their hypervolumes compare.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) (the --out of nas search)")
+    p.add_argument("--objectives", default=DEFAULT_OBJECTIVES,
+                   help="comma-separated NAME:max|min over trials.csv columns, e.g. accuracy:max,latency_ms:min")
+    p.add_argument("--reference", default=None, metavar="V1,V2[,V3]",
+                   help="hypervolume reference point, one value per objective (default: 0 for maximized "
+                        "objectives such as accuracy, 1.1 x the worst value for minimized costs, over all runs)")
+    p.add_argument("--png", default=None, metavar="FILE", help="write a static plot (matplotlib)")
+    p.add_argument("--html", default=None, metavar="FILE", help="write an interactive plot (plotly; hover shows "
+                                                                 "block strings and metrics)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write the frontier rows (trials.csv columns; a "
+                                                                "last 'run' column when several runs are given)")
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--pick", type=int, default=None, metavar="TRIAL",
+                      help="write this trial's full-size spec to --out")
+    pick.add_argument("--knee", action="store_true", help="write the knee of the frontier's full-size spec to --out")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="with --pick or --knee: JSON file for nas show / train / scale")
+    p.add_argument("--storage", default=None, help="storage URL, when the (single) run used --storage")
+    p.set_defaults(func=run)
+
+
+def _reference(text: str | None, k: int):
+    from nas.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--reference {text!r}: expected {k} comma-separated numbers") from None
+    if len(values) != k:
+        raise ConfigError(f"--reference {text!r}: expected {k} values, one per objective, got {len(values)}")
+    return values
+
+
+def _labels(runs: Sequence[str]) -> list[str]:
+    names = [Path(r).resolve().name or str(r) for r in runs]
+    return names if len(set(names)) == len(names) else [str(r) for r in runs]
+
+
+def _frontier_table(result, is_knee: int, b0: int | None):
+    from rich.table import Table
+
+    from nas.reporting import fmt_count, fmt_float
+
+    names = result.objectives.names
+    shown = ("accuracy", "macs", "params", "latency_ms", "reward")
+    extra = [n for n in names if n not in shown]
+    frame = result.frontier
+    table = Table(title=f"{result.label}: frontier over {result.objectives} ({len(frame)} of "
+                        f"{len(result.candidates)} distinct candidates)")
+    for name, justify in (("trial", "right"), ("accuracy", "right"), ("MACs", "right"), ("params", "right"),
+                          ("latency ms", "right"), ("reward", "right"), *((n, "right") for n in extra),
+                          ("", "left"), ("block strings", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+
+    def num(row, column):
+        value = row.get(column)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+    for _, row in frame.iterrows():
+        trial = int(row["trial"])
+        mark = ", ".join(m for m, t in (("B0", b0), ("knee", is_knee)) if t == trial)
+        table.add_row(str(trial), fmt_float(num(row, "accuracy")), fmt_count(num(row, "macs")),
+                      fmt_count(num(row, "params")), fmt_float(num(row, "latency_ms"), 2),
+                      fmt_float(num(row, "reward")), *(f"{num(row, n):.6g}" for n in extra), mark,
+                      str(row.get("arch") or ""))
+    return table
+
+
+def _write(path: str, flag: str, write) -> None:
+    from nas.errors import ConfigError
+
+    try:
+        write(path)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot write ({exc.strerror or exc})") from None
+
+
+def pick_document(store, trial: int, result, how: str) -> dict[str, Any]:
+    """b0.json's shape for the chosen trial, plus where it sits among the run's candidates."""
+    from nas.errors import ConfigError
+    from nas.store import b0_document
+
+    record = store.trial_spec(trial)
+    if not record.metrics.ok:
+        raise ConfigError(f"trial {trial} {record.metrics.status}; pick a completed trial")
+    document = b0_document(record, store.config)
+    rows = result.candidates[result.candidates["key"] == record.key] if "key" in result.candidates else []
+    front = int(rows["front"].iloc[0]) if len(rows) else None
+    document["pareto"] = {"picked_by": how, "objectives": str(result.objectives), "front": front,
+                          "run": str(store.run_dir)}
+    return document
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nas.errors import ConfigError
+    from nas.fileio import atomic_write_json, atomic_write_text
+    from nas.pareto import Objectives, analyze, common_reference
+    from nas.store import open_run
+
+    objectives = Objectives.parse(args.objectives)
+    if (args.pick is not None or args.knee) and len(args.runs) != 1:
+        raise ConfigError("--pick and --knee take exactly one RUN")
+    if (args.pick is not None or args.knee) and not args.out:
+        raise ConfigError("--pick and --knee need --out FILE for the chosen spec")
+    if args.out and args.pick is None and not args.knee:
+        raise ConfigError("--out goes with --pick TRIAL or --knee")
+    if args.storage and len(args.runs) != 1:
+        raise ConfigError("--storage applies to a single RUN")
+    reference = _reference(args.reference, len(objectives))
+
+    console = Console()
+    stores, results = [], []
+    for run_dir, label in zip(args.runs, _labels(args.runs)):
+        store = open_run(run_dir, args.storage)
+        stores.append(store)
+        results.append(analyze(store.dataframe(), objectives, label=label))
+
+    hv_ok = len(objectives) <= 3
+    if hv_ok and reference is None:
+        reference = common_reference(results).tolist()
+    ref_text = ", ".join(f"{n}={v:.6g}" for n, v in zip(objectives.names, reference or ()))
+    for result in results:
+        knee, b0 = result.knee(), result.best_reward()
+        console.print(_frontier_table(result, knee, b0))
+        if result.excluded_text():
+            console.print(result.excluded_text())
+        if hv_ok:
+            console.print(f"hypervolume: {result.hypervolume(reference):.6g} (reference point {ref_text})")
+        else:
+            console.print("hypervolume: not computed (exact for 1 to 3 objectives)")
+        console.print(f"knee: trial {knee}" + (f"; B0 (best reward): trial {b0}" if b0 is not None else ""))
+
+    if args.csv:
+        import pandas as pd
+
+        parts = []
+        for store, result in zip(stores, results):
+            columns = list(store.dataframe().columns)
+            rows = result.frontier.reindex(columns=columns)
+            if len(results) > 1:
+                rows = rows.assign(run=result.label)
+            parts.append(rows)
+        table = pd.concat(parts, ignore_index=True)
+        _write(args.csv, "--csv", lambda p: atomic_write_text(p, table.to_csv(index=False)))
+        console.print(f"wrote {len(table)} frontier rows to {args.csv}")
+    if args.png:
+        from nas.pareto_plots import save_png
+
+        _write(args.png, "--png", lambda p: save_png(results, p))
+        console.print(f"wrote {args.png}")
+    if args.html:
+        from nas.pareto_plots import save_html
+
+        _write(args.html, "--html", lambda p: save_html(results, p))
+        console.print(f"wrote {args.html}")
+    if args.pick is not None or args.knee:
+        trial = results[0].knee() if args.knee else args.pick
+        how = "knee" if args.knee else "pick"
+        document = pick_document(stores[0], trial, results[0], how)
+        _write(args.out, "--out", lambda p: atomic_write_json(p, document))
+        console.print(f"wrote trial {trial} ({how}, front {document['pareto']['front']}) to {args.out}")
+    return 0
