@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from nas.errors import ConfigError, StorageError
 
@@ -389,7 +392,7 @@ class ParetoResult:
     """
 
     objectives: Objectives
-    candidates: "object"  # pandas.DataFrame
+    candidates: "pd.DataFrame"
     excluded: Mapping[str, int] = field(default_factory=dict)
     label: str = ""
 
@@ -433,7 +436,7 @@ class ParetoResult:
         return text
 
 
-def numeric_columns(frame) -> list[str]:
+def numeric_columns(frame: "pd.DataFrame") -> list[str]:
     """Columns of a trials frame that can be objectives: the metric columns and numeric params."""
     import pandas as pd
 
@@ -446,7 +449,7 @@ def numeric_columns(frame) -> list[str]:
     return names
 
 
-def analyze(frame, objectives: str | Objectives = DEFAULT_OBJECTIVES, label: str = "") -> ParetoResult:
+def analyze(frame: "pd.DataFrame", objectives: str | Objectives = DEFAULT_OBJECTIVES, label: str = "") -> ParetoResult:
     """Front ranks and crowding of a run's candidates (``frame``: ``RunStore.dataframe()`` or trials.csv).
 
     Rows whose status is not ``ok`` are excluded and counted by status. An architecture proposed
@@ -461,7 +464,9 @@ def analyze(frame, objectives: str | Objectives = DEFAULT_OBJECTIVES, label: str
         if name not in available:
             raise ConfigError(f"unknown objective {name!r}; available numeric columns: {', '.join(available)}")
     where = f"{label}: " if label else ""
-    frame = frame.sort_values("trial", kind="stable") if "trial" in frame.columns else frame
+    if "trial" not in frame.columns:  # a frame from elsewhere: number rows in order
+        frame = frame.assign(trial=np.arange(len(frame)))
+    frame = frame.sort_values("trial", kind="stable")
     status = frame["status"].fillna("failed").astype(str) if "status" in frame.columns else \
         pd.Series("ok", index=frame.index)
     excluded: dict[str, int] = {}
@@ -499,6 +504,23 @@ def common_reference(results: Sequence[ParetoResult]) -> np.ndarray:
     return default_reference(stacked, objectives.directions)
 
 
+def ideal_point(results: Sequence[ParetoResult]) -> np.ndarray:
+    """The best value of each objective over all candidates of all runs (original units)."""
+    objectives = results[0].objectives
+    stacked = to_minimization(np.vstack([r.values() for r in results]), objectives.directions)
+    return to_minimization(stacked.min(axis=0)[None, :], objectives.directions)[0]
+
+
+def normalized_hypervolume(hv: float, ideal: Sequence[float], reference: Sequence[float]) -> float:
+    """Hypervolume as a fraction of the box between the ideal and the reference point.
+
+    The raw number is in units such as accuracy x multiply-adds; the fraction reads at a glance and
+    still compares runs when they share both points. 1.0 would mean one candidate best on everything.
+    """
+    box = float(np.prod(np.abs(np.asarray(reference, dtype=float) - np.asarray(ideal, dtype=float))))
+    return hv / box if box > 0 else float("nan")
+
+
 __all__ = ["Objective", "Objectives", "ParetoResult", "analyze", "common_reference", "crowding_distance",
-           "default_reference", "front_ranks", "hypervolume", "knee_index", "non_dominated_mask",
-           "numeric_columns", "to_minimization", "DEFAULT_OBJECTIVES"]
+           "default_reference", "front_ranks", "hypervolume", "ideal_point", "knee_index", "non_dominated_mask",
+           "normalized_hypervolume", "numeric_columns", "to_minimization", "DEFAULT_OBJECTIVES"]

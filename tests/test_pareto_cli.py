@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from nas.cli import main as nas_main
+from nas.errors import NasError
 from nas.metrics import Metrics
 from nas.pareto import analyze
 from nas.spec import ArchSpec, StageSpec
@@ -126,7 +127,8 @@ def test_several_runs_share_plots_and_reference(runs, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert out.count("hypervolume:") == 2
-    refs = {line.split("reference point")[1] for line in out.splitlines() if line.startswith("hypervolume:")}
+    refs = {line.split("reference point")[1].split(")")[0] for line in out.splitlines()
+            if line.startswith("hypervolume:")}
     assert len(refs) == 1  # one shared reference, so the two numbers compare
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     page = html.read_text()
@@ -195,3 +197,34 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
     assert "pick a completed trial" in bad([str(runs["a"]), "--pick", "1", "--out", str(tmp_path / "p.json")],
                                            capsys)
     assert "--reference" in bad([str(runs["a"]), "--reference", "0"], capsys)
+
+
+def test_plot_axes_and_staircase_directions():
+    from nas.pareto_plots import plot_axes, staircase
+
+    frame = pd.DataFrame({"trial": [0, 1, 2, 3], "status": "ok", "accuracy": [0.6, 0.8, 0.7, 0.9],
+                          "macs": [1e8, 3e8, 4e8, 9e8], "params": [1e6, 2e6, 3e6, 2.5e6], "key": list("abcd"),
+                          "reward": [0.5, 0.6, 0.55, 0.7]})
+    result = analyze(frame, "macs:min,accuracy:max")
+    x, y = plot_axes([result])
+    assert (x.name, y.name) == ("macs", "accuracy")  # cost across, accuracy up, whatever the order given
+    fx, fy, where = staircase(result, x, y)
+    assert fx.tolist() == [1e8, 3e8, 9e8] and fy.tolist() == [0.6, 0.8, 0.9] and where == "post"
+    # Two maximized objectives: the second goes across, and a maximized x steps on the left ("pre").
+    result = analyze(frame, "accuracy:max,params:max")
+    x, y = plot_axes([result])
+    assert (x.name, y.name) == ("params", "accuracy")
+    fx, fy, where = staircase(result, x, y)
+    assert fx.tolist() == [2.5e6, 3e6] and fy.tolist() == [0.9, 0.7] and where == "pre"
+    with pytest.raises(NasError, match="at least two objectives"):
+        plot_axes([analyze(frame, "accuracy:max")])
+
+
+def test_normalized_hypervolume_of_a_single_best_candidate_is_one():
+    from nas.pareto import ideal_point, normalized_hypervolume
+
+    frame = pd.DataFrame({"trial": [0, 1], "status": "ok", "accuracy": [0.9, 0.5], "macs": [1e8, 2e8],
+                          "key": ["a", "b"]})
+    result = analyze(frame)
+    ref = [0.0, 3e8]
+    assert normalized_hypervolume(result.hypervolume(ref), ideal_point([result]), ref) == pytest.approx(1.0)

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nas.errors import ConfigError
     from nas.fileio import atomic_write_json, atomic_write_text
-    from nas.pareto import Objectives, analyze, common_reference
+    from nas.pareto import Objectives, analyze, common_reference, ideal_point, normalized_hypervolume
     from nas.store import open_run
 
     objectives = Objectives.parse(args.objectives)
@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     hv_ok = len(objectives) <= 3
     if hv_ok and reference is None:
         reference = common_reference(results).tolist()
+    ideal = ideal_point(results)
     ref_text = ", ".join(f"{n}={v:.6g}" for n, v in zip(objectives.names, reference or ()))
     for result in results:
         knee, b0 = result.knee(), result.best_reward()
@@ -151,7 +152,10 @@ def run(args: argparse.Namespace) -> int:
         if result.excluded_text():
             console.print(result.excluded_text())
         if hv_ok:
-            console.print(f"hypervolume: {result.hypervolume(reference):.6g} (reference point {ref_text})")
+            hv = result.hypervolume(reference)
+            share = normalized_hypervolume(hv, ideal, reference)
+            console.print(f"hypervolume: {hv:.6g} (reference point {ref_text}); {share:.4f} of the "
+                          f"ideal-to-reference box")
         else:
             console.print("hypervolume: not computed (exact for 1 to 3 objectives)")
         console.print(f"knee: trial {knee}" + (f"; B0 (best reward): trial {b0}" if b0 is not None else ""))
