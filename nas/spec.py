@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any, Iterable, Mapping
 
 from nas.errors import SpecError
@@ -87,6 +87,7 @@ class StageSpec:
             _check(self.expansion == 1, f"{where}.expansion", "a ds (depthwise-separable) block has expansion 1")
         if self.block == "conv":
             _check(self.expansion == 1, f"{where}.expansion", "a conv block has expansion 1")
+            _check(self.se_ratio == 0, f"{where}.se_ratio", "a conv block has no squeeze-excite; use 0")
         if self.block in ("conv", "fused_mbconv"):
             _check(self.group_size == 1, f"{where}.group_size",
                    f"group_size applies to mbconv and ds blocks only, got {self.group_size} on {self.block}")
@@ -103,7 +104,11 @@ class StageSpec:
 class ArchSpec:
     """A whole network: stem, stages, head, and how it is trained and evaluated.
 
-    ``name`` is a label only; it is not part of :meth:`key`.
+    ``name`` is a label only; it is not part of :meth:`key`. ``scale_head`` says whether width
+    scaling (:func:`nas.scaling.scale_spec`) rounds the head width too: EfficientNet and V2 scale it,
+    MnasNet keeps its 1280-wide head at every multiplier. It travels with the spec (and so with a
+    search's ``b0.json``) because it is a property of the network family, not of one scaling call;
+    it does not change the network built from this spec, so it is not part of :meth:`key` either.
     """
 
     stem_channels: int
@@ -117,6 +122,7 @@ class ArchSpec:
     in_chans: int = 3
     activation: str = "silu"
     name: str = ""
+    scale_head: bool = True
 
     def __post_init__(self) -> None:
         stages = self.stages
@@ -146,6 +152,7 @@ class ArchSpec:
         _check(self.activation in ACTIVATIONS, "activation",
                f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
         _check(isinstance(self.name, str), "name", "must be a string")
+        _check(isinstance(self.scale_head, bool), "scale_head", f"must be true or false, got {self.scale_head!r}")
         # Group sizes must divide the width of the grouped convolution of every block.
         for i, (stage, in_ch) in enumerate(zip(stages, self.stage_in_channels())):
             if stage.group_size > 1:
@@ -205,10 +212,11 @@ class ArchSpec:
             bad = sorted(set(raw) - stage_known)
             if bad:
                 raise SpecError(f"stages[{i}]: unknown field(s) {', '.join(bad)}")
+            missing = [f.name for f in fields(StageSpec) if f.default is MISSING and f.name not in raw]
+            if missing:
+                raise SpecError(f"stages[{i}].{missing[0]}: missing")
             try:
                 stages.append(StageSpec(**raw))
-            except TypeError as exc:  # a required field is missing
-                raise SpecError(f"stages[{i}]: {exc}") from None
             except SpecError as exc:
                 raise SpecError(f"stages[{i}]" + str(exc)[len("stage"):]) from None
         return cls(**{**{k: v for k, v in data.items() if k != "stages"}, "stages": tuple(stages)})
@@ -228,13 +236,17 @@ class ArchSpec:
     def canonical(self) -> dict[str, Any]:
         """The spec reduced to what determines the built network.
 
-        Equivalences folded here: a ``ds`` block is an ``mbconv`` with expansion 1; ``skip`` is
-        dropped on stages where no block can have a residual; SE and group settings are dropped
-        where they have no effect; the label ``name`` is dropped.
+        Equivalences folded here: a ``ds`` block is an ``mbconv`` with expansion 1 (same layers);
+        a ``fused_mbconv`` with expansion 1 and no SE is a ``conv`` block (one k x k conv, norm,
+        activation); ``skip`` is dropped on stages where no block can have a residual, and the
+        drop-connect rate where no block has one; the label ``name`` and ``scale_head`` (which only
+        matters to later scaling) are dropped.
         """
         stages = []
         for stage, in_ch in zip(self.stages, self.stage_in_channels()):
             block = "mbconv" if stage.block == "ds" else stage.block
+            if block == "fused_mbconv" and stage.expansion == 1 and stage.se_ratio == 0:
+                block = "conv"
             residual_possible = stage.repeats > 1 or (stage.stride == 1 and in_ch == stage.out_channels)
             stages.append({
                 "block": block, "repeats": stage.repeats, "kernel": stage.kernel, "stride": stage.stride,
@@ -244,6 +256,7 @@ class ArchSpec:
             })
         data = self.to_dict()
         data.pop("name")
+        data.pop("scale_head")
         data["stages"] = stages
         if not any(s["skip"] for s in stages):
             data["drop_connect_rate"] = 0.0
