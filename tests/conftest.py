@@ -1,0 +1,64 @@
+"""Shared fixtures: a generator of random valid specs and the shared dataset folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.spec import NORMS, ArchSpec, StageSpec
+
+DATA_ROOT = Path(os.environ.get("NAS_DATA_ROOT", "/work/shared/data"))
+
+
+def random_stage(rng: np.random.Generator, in_ch: int) -> StageSpec:
+    """One random valid stage over every block type, kernels 3/5/7, SE, strides and group sizes."""
+    block = str(rng.choice(["mbconv", "mbconv", "fused_mbconv", "ds", "conv"]))
+    out = int(rng.choice([4, 8, 12, 16, 24, 32]))
+    repeats = int(rng.integers(1, 4))
+    expansion: float = 1
+    if block in ("mbconv", "fused_mbconv"):
+        expansion = float(rng.choice([1, 2, 3, 4, 6, 2.5]))
+    stage = dict(block=block, repeats=repeats, kernel=int(rng.choice([3, 5, 7])), stride=int(rng.integers(1, 3)),
+                 expansion=expansion, out_channels=out,
+                 se_ratio=0.0 if block == "conv" else float(rng.choice([0.0, 0.0, 0.25, 0.5, 1.0])),
+                 skip=bool(rng.random() < 0.8), activation=str(rng.choice(["silu", "relu"])))
+    if block in ("mbconv", "ds"):
+        probe = StageSpec(**stage)
+        widths = {probe.mid_channels(in_ch)} | ({probe.mid_channels(out)} if repeats > 1 else set())
+        options = [g for g in (1, 2, 4, 8) if all(w % g == 0 for w in widths)]
+        stage["group_size"] = int(rng.choice(options))
+    return StageSpec(**stage)
+
+
+def random_spec(rng: np.random.Generator) -> ArchSpec:
+    """A small random valid network: cheap to build and run, yet exercising every spec field."""
+    stem = int(rng.choice([8, 16, 24]))
+    stages, in_ch = [], stem
+    for _ in range(int(rng.integers(1, 5))):
+        stage = random_stage(rng, in_ch)
+        stages.append(stage)
+        in_ch = stage.out_channels
+    return ArchSpec(stem_channels=stem, stages=tuple(stages), head_channels=int(rng.choice([0, 32, 64])),
+                    resolution=int(rng.choice([8, 16, 17, 24, 32, 33])), dropout=float(rng.choice([0.0, 0.2])),
+                    drop_connect_rate=float(rng.choice([0.0, 0.2])), norm=str(rng.choice(NORMS)),
+                    num_classes=int(rng.choice([1, 10, 100])), in_chans=int(rng.choice([1, 3])),
+                    activation=str(rng.choice(["silu", "relu"])), name=f"random-{int(rng.integers(1e6))}",
+                    scale_head=bool(rng.random() < 0.5))
+
+
+@pytest.fixture(scope="session")
+def random_specs() -> list[ArchSpec]:
+    """220 random valid specs, the same ones in every run."""
+    rng = np.random.default_rng(20240601)
+    return [random_spec(rng) for _ in range(220)]
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    path = DATA_ROOT / "mnist"
+    if not (path / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST not found under {path} (set NAS_DATA_ROOT to the folder holding mnist/)")
+    return path
