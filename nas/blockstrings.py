@@ -101,6 +101,9 @@ def _check_keys(text: str, options: dict[str, str], flags: set[str], allowed: se
             raise _fail(text, key, f"unknown option in the {notation} notation; valid: {', '.join(sorted(allowed))}")
     for flag in flags:
         if flag not in allowed_flags:
+            key = max((k for k in allowed if flag.startswith(k)), key=len, default=None)
+            if key is not None:
+                raise _fail(text, key, f"expected a number after {key!r}, got {flag[len(key):]!r}")
             hint = f"; valid flags: {', '.join(sorted(allowed_flags))}" if allowed_flags else ""
             raise _fail(text, flag, f"unknown flag or option without a value{hint}")
     for key in required:
