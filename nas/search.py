@@ -178,6 +178,8 @@ class Search:
                  on_trial: Callable[[TrialRecord, int, int], None] | None = None) -> None:
         self.out = Path(out)
         self.on_trial = on_trial
+        self.config = config
+        self.comps = build_components(config)  # every name the user gave is checked before any file is touched
         if resume:
             self.store = RunStore.open(self.out, storage)
             stored = SearchConfig.from_dict(self.store.config)
@@ -188,8 +190,6 @@ class Search:
 
             if run_exists(self.out):
                 raise StorageError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
-            self.config = config
-            self.comps = build_components(config)  # every name checked before the store is created
             extra = _reference_values(config, self.comps) if config.objective == "v2" else {}
             if extra:
                 self.config = replace(config, **extra)
@@ -241,7 +241,7 @@ class Search:
         next_job = 0
         num_classes, in_chans = comps.dataset.num_classes, comps.dataset.in_chans
         runner = make_runner(config.runner, device=config.device, dataset=comps.dataset, data_ref=comps.data_ref,
-                             **dict(config.runner_options))
+                             run_dir=self.out, **dict(config.runner_options))
         try:
             while done < config.trials:
                 # Fill the runner with new proposals.
