@@ -53,7 +53,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: two threads on a busy 2-core machine time the contention, not torch)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     specs: list[ArchSpec] = []
     while len(specs) < args.n:  # keep mobile-sized candidates (up to 1 G multiply-adds), like a search's
@@ -83,6 +86,7 @@ def main() -> None:
         assert cost.params == sum(p.numel() for p in model.parameters()), spec
 
     macs = [count(s).macs for s in specs]
+    print(f"torch threads: {torch.get_num_threads()}")
     print(f"{args.n} random specs, MACs {min(macs) / 1e6:.1f}M .. {max(macs) / 1e6:.1f}M (median "
           f"{np.median(macs) / 1e6:.1f}M); params equal on all; worst MAC difference {worst:.2e}")
     print(f"analytic count()                      {analytic_s * 1e3:9.1f} ms total  {analytic_s / args.n * 1e6:9.1f} us/spec")

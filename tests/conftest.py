@@ -62,3 +62,15 @@ def mnist_dir() -> Path:
     if not (path / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"MNIST not found under {path} (set NAS_DATA_ROOT to the folder holding mnist/)")
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one thread for the test: on a small shared machine, two OpenMP threads that
+    compete with other processes can make each step 100x slower (measured: 13 ms vs 1.3 s)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
