@@ -1,0 +1,82 @@
+"""The objective contract: a candidate's measured values in, a scalar reward and raw values out.
+
+Objectives are pure functions of a flat mapping with the keys ``accuracy``, ``macs``, ``params``,
+``step_time_ms`` and ``latency_ms`` (costs of the full-size candidate). They never see a model or
+a run, so the same reward can be recomputed from a stored trial, and multi-objective controllers
+and Pareto analysis read the raw values instead of the scalarised reward.
+
+**Failed candidates get no reward.** A candidate without an accuracy (failed, diverged) makes
+:meth:`Objective.reward` return None; the search loop does not even call it for them, stores no
+reward and tells the controller ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, Mapping
+
+from nas.errors import ConfigError
+
+VALUE_KEYS = ("accuracy", "macs", "params", "step_time_ms", "latency_ms")
+
+
+def finite(values: Mapping[str, Any], key: str) -> float | None:
+    """``values[key]`` as a float when present and finite, else None."""
+    value = values.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def number(name: str, value: Any, owner: str) -> float:
+    """Validate a numeric option (an exponent); one-line ConfigError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{owner} objective: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+class Objective(ABC):
+    """Base class. ``directions`` maps each raw value to "max" or "min"."""
+
+    name: str = "objective"
+    directions: dict[str, str] = {}
+
+    def values(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """The raw values this objective trades off (those of :attr:`directions` that are present)."""
+        return {key: v for key in self.directions if (v := finite(values, key)) is not None}
+
+    def reward(self, values: Mapping[str, Any]) -> float | None:
+        """The scalar reward, or None when the candidate has no accuracy (it failed)."""
+        accuracy = finite(values, "accuracy")
+        if accuracy is None:
+            return None
+        return self._reward(accuracy, values)
+
+    def need(self, values: Mapping[str, Any], key: str) -> float:
+        """A cost the reward needs; its absence is a configuration mismatch, not a candidate failure."""
+        value = finite(values, key)
+        if value is None:
+            raise ConfigError(f"{self.name} objective needs {key!r} in the candidate's values, got "
+                              f"{sorted(k for k in values if finite(values, k) is not None)}")
+        if value <= 0:
+            raise ConfigError(f"{self.name} objective: {key} must be > 0, got {value}")
+        return value
+
+    @abstractmethod
+    def _reward(self, accuracy: float, values: Mapping[str, Any]) -> float:
+        """The reward of a candidate that has an accuracy."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for logs and reports, e.g. ``mnas: ACC x (MACs/400M)^-0.07``."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+__all__ = ["Objective", "VALUE_KEYS", "finite", "number"]
