@@ -1,0 +1,223 @@
+"""The Ray runner on a real local Ray (2 CPUs): search, worker loss, ASHA, SIGKILL + resume.
+
+Every Ray process a test starts is stopped by the test: in-process runs shut their Ray down in
+``RayRunner.close``; CLI runs start in their own session, and whatever is left in that session is
+killed by session id (never by name, so other people's Ray instances on this machine are safe).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray")
+
+from nas.errors import ConfigError  # noqa: E402
+from nas.search import SearchConfig, run_search  # noqa: E402
+from nas.store import COLUMNS, open_run  # noqa: E402
+from runners.ray_cluster import EVENT_LOG  # noqa: E402
+from runners.ray_support import temp_root  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = dict(epochs=1, proxy_width=0.25, proxy_depth=0.25, proxy_resolution=16)
+FAST_FLAGS = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
+RAY2 = {"workers": 2, "num_cpus": 2}
+
+
+def events(out: Path) -> list[dict]:
+    path = out / EVENT_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def session_pids(sid: int) -> list[int]:
+    """Live (not zombie) processes of session ``sid``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if os.getsid(int(entry.name)) == sid and state != "Z":
+                    pids.append(int(entry.name))
+            except (OSError, IndexError):
+                pass
+    return pids
+
+
+def kill_session(sid: int) -> None:
+    """Kill every process of a session this test started (the CLI and its local Ray)."""
+    for pid in session_pids(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------------------ searches
+@pytest.fixture(scope="module")
+def ray_and_local_runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ray")
+    config = dict(controller="random", trials=6, seed=5, **FAST)
+    ray_result = run_search(SearchConfig(runner="ray", runner_options=RAY2, **config), base / "ray")
+    local_result = run_search(SearchConfig(**config), base / "local")
+    return base / "ray", ray_result, base / "local", local_result
+
+
+def test_six_trials_on_two_workers_fill_the_store(ray_and_local_runs):
+    out, result, _, _ = ray_and_local_runs
+    records = open_run(out).records()
+    assert len(records) == 6 and sorted(r.number for r in records) == list(range(6))
+    assert result.trained + result.reused == 6
+    log = events(out)
+    start = next(e for e in log if e["event"] == "start")
+    assert start["workers"] == 2 and start["resources"]["CPU"] == 2
+    # both workers trained, and at one moment two candidates were in flight
+    submits = [e for e in log if e["event"] == "submit"]
+    assert {e["worker"] for e in submits} == {0, 1}
+    in_flight, most = 0, 0
+    for e in log:
+        in_flight += {"submit": 1, "done": -1}.get(e["event"], 0)
+        most = max(most, in_flight)
+    assert most == 2
+    assert (out / "ray-logs").is_symlink() and (out / "ray-logs").resolve() == temp_root(out)
+
+
+def test_ray_run_writes_the_same_outputs_as_a_local_run(ray_and_local_runs):
+    out, _, local_out, _ = ray_and_local_runs
+    for name in ("study.db", "trials.csv", "b0.json", "controller.pt", "run.json"):
+        assert (out / name).exists(), name
+    ray_frame, local_frame = pd.read_csv(out / "trials.csv"), pd.read_csv(local_out / "trials.csv")
+    assert list(ray_frame.columns) == list(local_frame.columns)
+    assert list(ray_frame.columns[: len(COLUMNS)]) == list(COLUMNS)
+    # the random controller proposes the same networks whatever order they finish in, and a
+    # candidate trains to the same accuracy on a 1-thread Ray worker as in the driver
+    by_key = lambda f: f.sort_values("key").set_index("key")  # noqa: E731
+    ray_sorted, local_sorted = by_key(ray_frame), by_key(local_frame)
+    assert list(ray_sorted.index) == list(local_sorted.index)
+    assert (ray_sorted.status == "ok").all()
+    pd.testing.assert_series_equal(ray_sorted.accuracy, local_sorted.accuracy, atol=0.02, check_exact=False)
+    pd.testing.assert_series_equal(ray_sorted.macs, local_sorted.macs)
+    b0_ray = json.loads((out / "b0.json").read_text())
+    assert b0_ray["reward"] == pytest.approx(ray_frame.reward.max())
+
+
+def test_worker_killed_mid_trial_is_retried(tmp_path):
+    out = tmp_path / "kill"
+    killed: dict = {}
+
+    def killer() -> None:
+        deadline = time.time() + 240
+        while time.time() < deadline and not killed:
+            submits = [e for e in events(out) if e["event"] == "submit" and e["job"] == 1]
+            if submits:
+                time.sleep(0.8)  # well inside the candidate's training
+                if not any(e["event"] == "done" and e["job"] == 1 for e in events(out)):
+                    os.kill(submits[0]["pid"], signal.SIGKILL)
+                    killed.update(job=1, pid=submits[0]["pid"])
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    config = SearchConfig(controller="random", trials=4, seed=2, runner="ray",
+                          runner_options={**RAY2, "retries": 2, "data": "load"}, **{**FAST, "epochs": 2})
+    result = run_search(config, out)
+    thread.join()
+    assert killed, "job 1 finished before the test could kill its worker"
+    frame = pd.read_csv(out / "trials.csv")
+    assert len(frame) == 4 and (frame.status == "ok").all()
+    assert result.trained + result.reused == 4
+    log = events(out)
+    retry = [e for e in log if e["event"] == "retry"]
+    assert len(retry) == 1 and retry[0]["job"] == 1 and retry[0]["lost_pid"] == killed["pid"]
+    assert retry[0]["retry"] == 1 and "Actor" in retry[0]["reason"]
+    assert retry[0]["new_pid"] != killed["pid"]
+    resubmitted = [e for e in log if e["event"] == "submit" and e["job"] == 1]
+    assert [e["attempt"] for e in resubmitted] == [0, 1]
+    assert [e["status"] for e in log if e["event"] == "done" and e["job"] == 1] == ["ok"]
+
+
+def test_asha_stops_weak_candidates_and_records_them_pruned(tmp_path):
+    out = tmp_path / "asha"
+    config = SearchConfig(controller="random", trials=8, seed=4, runner="ray", epochs=3, proxy_width=0.25,
+                          proxy_depth=0.25, proxy_resolution=16,
+                          runner_options={**RAY2, "scheduler": "asha", "asha_reduction_factor": 2})
+    run_search(config, out)
+    records = open_run(out).records()
+    assert len(records) == 8
+    pruned = [r for r in records if r.metrics.status == "pruned"]
+    finished = [r for r in records if r.metrics.status == "ok"]
+    assert pruned and finished
+    for r in pruned:  # stopped at a rung (epoch 1 or 2 of 3), with what it had measured by then
+        assert 1 <= len(r.metrics.history) < 3
+        assert r.metrics.accuracy == pytest.approx(r.metrics.history[-1])
+        assert r.reward is None and r.metrics.params > 0
+    for r in finished:
+        assert len(r.metrics.history) == 3
+    frame = pd.read_csv(out / "trials.csv")
+    assert (frame.status == "pruned").sum() == len(pruned)
+    import torch
+
+    told = torch.load(out / "controller.pt", weights_only=True)["told"]
+    assert sorted(told) == list(range(8))  # the controller heard about the stopped ones too
+
+
+def test_bad_runner_options_are_one_line_errors(tmp_path):
+    from runners import make_runner
+    from runners.base import DatasetRef
+
+    for options, message in [({"scheduler": "hyperband"}, "unknown scheduler 'hyperband'"),
+                             ({"workers": 0}, "--workers"), ({"retries": -1}, "--retries"),
+                             ({"cpus_per_trial": 0}, "--cpus-per-trial")]:
+        with pytest.raises(ConfigError, match=message):
+            make_runner("ray", dataset=None, data_ref=DatasetRef(), run_dir=tmp_path, **options)
+    assert not (tmp_path / EVENT_LOG).exists()  # refused before Ray started
+
+
+# -------------------------------------------------------------------------- kill + resume
+def test_ray_run_killed_with_sigkill_resumes_without_losing_a_trial(tmp_path):
+    out = tmp_path / "resume"
+    args = [sys.executable, "-m", "nas", "search", "--runner", "ray", "--workers", "2", "--controller", "random",
+            "--trials", "6", "--seed", "7", "--out", str(out), "--quiet", *FAST_FLAGS]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    sessions = [proc.pid]
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            if (out / "trials.csv").exists() and len(pd.read_csv(out / "trials.csv")) >= 2:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the Ray search never finished two trials")
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only, as a crash would
+        proc.wait()
+        before = open_run(out).dataframe()
+        assert 2 <= len(before) < 6
+        resume = subprocess.Popen([*args, "--resume"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True)
+        sessions.append(resume.pid)
+        _, stderr = resume.communicate(timeout=300)
+        assert resume.returncode == 0, stderr[-2000:]
+        # the resumed driver cleared what the killed driver's Ray left running in this run's folder
+        leftover = session_pids(proc.pid)
+    finally:
+        for sid in sessions:
+            kill_session(sid)
+    assert not leftover
+    after = open_run(out).dataframe()
+    assert len(after) == 6 and list(after.trial) == list(range(6))
+    cols = ["trial", "key", "accuracy", "wall_time_s", "reward"]
+    pd.testing.assert_frame_equal(after[cols].iloc[: len(before)].reset_index(drop=True),
+                                  before[cols].reset_index(drop=True))
+    assert sum(1 for e in events(out) if e["event"] == "start") == 2
