@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,11 +64,23 @@ def kill_session(sid: int) -> None:
             pass
 
 
+RUN_DIRS: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_ray_temp_folders():
+    """Each local Ray of these tests keeps its sessions in /tmp/nas-ray-<hash of RUN>: remove them."""
+    yield
+    for out in RUN_DIRS:
+        shutil.rmtree(temp_root(out), ignore_errors=True)
+
+
 # ------------------------------------------------------------------------------ searches
 @pytest.fixture(scope="module")
 def ray_and_local_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("ray")
     config = dict(controller="random", trials=6, seed=5, **FAST)
+    RUN_DIRS.append(base / "ray")
     ray_result = run_search(SearchConfig(runner="ray", runner_options=RAY2, **config), base / "ray")
     local_result = run_search(SearchConfig(**config), base / "local")
     return base / "ray", ray_result, base / "local", local_result
@@ -113,6 +126,7 @@ def test_ray_run_writes_the_same_outputs_as_a_local_run(ray_and_local_runs):
 
 def test_worker_killed_mid_trial_is_retried(tmp_path):
     out = tmp_path / "kill"
+    RUN_DIRS.append(out)
     killed: dict = {}
 
     def killer() -> None:
@@ -149,6 +163,7 @@ def test_worker_killed_mid_trial_is_retried(tmp_path):
 
 def test_asha_stops_weak_candidates_and_records_them_pruned(tmp_path):
     out = tmp_path / "asha"
+    RUN_DIRS.append(out)
     config = SearchConfig(controller="random", trials=8, seed=4, runner="ray", epochs=3, proxy_width=0.25,
                           proxy_depth=0.25, proxy_resolution=16,
                           runner_options={**RAY2, "scheduler": "asha", "asha_reduction_factor": 2})
@@ -187,6 +202,7 @@ def test_bad_runner_options_are_one_line_errors(tmp_path):
 # -------------------------------------------------------------------------- kill + resume
 def test_ray_run_killed_with_sigkill_resumes_without_losing_a_trial(tmp_path):
     out = tmp_path / "resume"
+    RUN_DIRS.append(out)
     args = [sys.executable, "-m", "nas", "search", "--runner", "ray", "--workers", "2", "--controller", "random",
             "--trials", "6", "--seed", "7", "--out", str(out), "--quiet", *FAST_FLAGS]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import pytest
@@ -25,6 +26,7 @@ def local_ray(tmp_path_factory):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield folder
     ray.shutdown()
+    shutil.rmtree(temp_root(folder), ignore_errors=True)
 
 
 def score(config: dict) -> None:
