@@ -19,9 +19,9 @@ import torch.nn.functional as F
 MAX_MAGNITUDE = 30.0  # RandAugment's scale is 0..10; progressive schedules go beyond (V2 uses up to 15-20)
 
 
-def default_crop_padding(resolution: int) -> int:
-    """4 pixels at 32 (the usual CIFAR recipe), proportionally elsewhere."""
-    return max(1, round(resolution / 8))
+def default_crop_padding(resolution: int, fraction: float = 0.125) -> int:
+    """4 pixels at 32 for the default fraction 1/8 (the usual CIFAR recipe), proportionally elsewhere."""
+    return round(resolution * fraction)
 
 
 def resize_images(x: torch.Tensor, resolution: int, chunk: int = 2048) -> torch.Tensor:

@@ -27,17 +27,21 @@ LAYOUT = {
 }
 
 
+class Refused(pickle.UnpicklingError):
+    """The batch names something outside the allowed set."""
+
+
 def _safe_dtype(obj: Any, align: bool = False, copy: bool = False) -> np.dtype:
     dtype = np.dtype(obj, bool(align), bool(copy))
     if dtype.hasobject:
-        raise pickle.UnpicklingError("object arrays are not allowed")
+        raise Refused("object arrays are not allowed")
     return dtype
 
 
 def _safe_encode(text: str, encoding: str = "utf-8") -> bytes:
     # Python 3 writes bytes into protocol-2 pickles as _codecs.encode(str, "latin1").
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("only _codecs.encode(str, 'latin1') is allowed")
+        raise Refused("only _codecs.encode(str, 'latin1') is allowed")
     return text.encode("latin1")
 
 
@@ -62,10 +66,10 @@ class CifarUnpickler(pickle.Unpickler):
         try:
             return _allowed()[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch") from None
+            raise Refused(f"global {module}.{name} is not allowed in a CIFAR batch") from None
 
     def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("persistent ids are not allowed in a CIFAR batch")
+        raise Refused("persistent ids are not allowed in a CIFAR batch")
 
 
 def load_batch(path: Path) -> dict:
@@ -78,9 +82,10 @@ def load_batch(path: Path) -> dict:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         batch = CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except pickle.UnpicklingError as exc:
+    except Refused as exc:
         raise DataError(f"{path}: refused: {exc}") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            MemoryError) as exc:
         raise DataError(f"{path}: not a complete CIFAR python-version batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(batch, dict):
         raise DataError(f"{path}: expected a dict, found {type(batch).__name__}")
