@@ -39,20 +39,34 @@ def add_parser(sub: Any) -> None:
                    help="v2 objective: reference step time in ms (default: measured on the backbone's proxy)")
     g.add_argument("--params-ref", type=float, default=None,
                    help="v2 objective: reference params (default: the backbone's)")
+    add_training_flags(p)
+    add_run_flags(p)
+    p.set_defaults(func=run)
+
+
+def add_training_flags(p: Any, search: bool = True) -> None:
+    """Dataset and proxy-training flags, shared with ``nas scale grid`` (``search=False`` leaves out
+    --trials and --target-resolution, which only a search has)."""
     g = p.add_argument_group("data and proxy training")
     g.add_argument("--dataset", default="digits",
                    help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100, imagefolder")
     g.add_argument("--data-dir", default=None, help="folder with the dataset's files")
-    g.add_argument("--trials", type=int, default=None, help="number of candidates (default 24; on --resume: "
-                                                             "the stored value)")
+    if search:
+        g.add_argument("--trials", type=int, default=None, help="number of candidates (default 24; on --resume: "
+                                                                 "the stored value)")
     g.add_argument("--epochs", type=float, default=None, help="proxy training epochs (default: trainer's budget)")
     g.add_argument("--batch-size", type=int, default=None, help="proxy training batch size (default: trainer's)")
     g.add_argument("--proxy-width", type=float, default=0.5, help="width multiplier of the trained proxy")
     g.add_argument("--proxy-depth", type=float, default=0.5, help="depth multiplier of the trained proxy")
     g.add_argument("--proxy-resolution", type=int, default=32, help="image size the proxy trains at")
-    g.add_argument("--target-resolution", type=int, default=None,
-                   help="resolution at which the full-size cost is counted (default: the space's, 224 for "
-                        "efficientnet)")
+    if search:
+        g.add_argument("--target-resolution", type=int, default=None,
+                       help="resolution at which the full-size cost is counted (default: the space's, 224 for "
+                            "efficientnet)")
+
+
+def add_run_flags(p: Any) -> None:
+    """Runner, device, storage, output folder, seed and resume flags, shared with ``nas scale grid``."""
     g = p.add_argument_group("where it runs and where it is stored")
     g.add_argument("--runner", default="local", help="local (in-process) or ray")
     g.add_argument("--address", default=None, help="ray: cluster address (auto or ray://HOST:PORT); "
@@ -69,7 +83,6 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the controller, the data split and training")
     g.add_argument("--resume", action="store_true", help="continue the run in --out after a stop or a crash")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:
