@@ -24,8 +24,10 @@ Choices that need documenting:
 * **Advantage scale**: rewards of real searches differ in the second decimal, so by default the
   advantage ``reward - baseline`` is divided by a moving average of its own magnitude
   (``normalize=True``); the sign and the baseline are unchanged.
-* ``temperature`` divides the logits and ``tanh_constant`` (when set) squashes them to
-  ``c * tanh(logits / c)`` (ENAS-style), both to keep exploring.
+* ``temperature`` divides the logits and ``tanh_constant`` squashes them to ``c * tanh(logits / c)``
+  (ENAS-style; default 2.5, None turns it off). Bounding the logits bounds how certain the policy
+  can get, so it keeps exploring: without it, about 1 run in 10 on the synthetic benchmark froze one
+  decision on a wrong option before finding the optimum.
 
 Randomness comes only from a private ``torch.Generator`` (initial weights and sampling); nothing
 touches global RNG state or torch's thread settings.
@@ -119,7 +121,7 @@ class RLController(Controller):
     def __init__(self, decisions: Sequence[Decision], seed: int = 0, *, hidden: int = 100, lr: float = 3e-3,
                  batch_size: int = 10, epochs: int = 4, clip: float = 0.2, entropy: float = 0.01,
                  baseline_decay: float = 0.9, normalize: bool = True, max_grad_norm: float = 1.0,
-                 temperature: float = 1.0, tanh_constant: float | None = None,
+                 temperature: float = 1.0, tanh_constant: float | None = 2.5,
                  failure_reward: float | str = "min") -> None:
         super().__init__(decisions, seed)
         self.hidden = _positive("hidden", hidden, integer=True)
@@ -145,7 +147,9 @@ class RLController(Controller):
         self.failure_reward = failure_reward
 
         self.generator = torch.Generator().manual_seed(seed)
-        self.policy = LSTMPolicy(self.sizes, hidden=self.hidden)
+        with torch.device("meta"):  # build without drawing default initial weights from the global RNG
+            policy = LSTMPolicy(self.sizes, hidden=self.hidden)
+        self.policy = policy.to_empty(device="cpu")
         self.policy.reset_parameters(self.generator)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.baseline: float | None = None

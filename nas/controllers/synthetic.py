@@ -83,4 +83,40 @@ def best_so_far(rewards: Sequence[float]) -> list[float]:
     return curve
 
 
-__all__ = ["STAGE_AXES", "factorized_decisions", "HiddenTarget", "drive", "best_so_far"]
+def run_experiment(controller: str, stages: int = 7, samples: int = 2000, seeds: Sequence[int] = (0, 1, 2, 3, 4),
+                   in_flight: int = 1, coupling: float = 1.0, options: dict | None = None) -> dict:
+    """One controller on the hidden-target problem for several seeds: rewards in tell order per seed.
+
+    Seed ``s`` drives the controller's seed, the tell order and (offset by 100) the hidden target,
+    so every controller faces the same targets.
+    """
+    from nas.controllers import make_controller
+
+    decisions = factorized_decisions(stages)
+    runs = []
+    for seed in seeds:
+        target = HiddenTarget(decisions, seed=100 + seed, coupling=coupling)
+        ctrl = make_controller(controller, decisions, seed=seed, **(options or {}))
+        runs.append(drive(ctrl, target, samples, in_flight=in_flight, seed=seed))
+    return {"controller": controller, "stages": stages, "samples": samples, "seeds": list(seeds),
+            "in_flight": in_flight, "coupling": coupling, "options": options or {}, "rewards": runs}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m nas.controllers.synthetic '{"controller": "rl", "samples": 600}'`` prints JSON.
+
+    A separate process lets a test or benchmark choose the thread environment (``OMP_NUM_THREADS``)
+    of the experiment without the library ever calling ``torch.set_num_threads``.
+    """
+    import json
+    import sys
+
+    args = json.loads((argv if argv is not None else sys.argv[1:])[0])
+    print(json.dumps(run_experiment(**args)))
+
+
+__all__ = ["STAGE_AXES", "factorized_decisions", "HiddenTarget", "drive", "best_so_far", "run_experiment"]
+
+
+if __name__ == "__main__":
+    main()
