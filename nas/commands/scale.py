@@ -17,6 +17,14 @@ from typing import Any, Sequence
 from nas.commands.search import add_run_flags, add_training_flags, runner_options
 
 
+def _console() -> Any:
+    """A rich console; 120 columns when writing to a file or pipe so that wide tables are not cut."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("scale", help="compound scaling: grid-search alpha, beta, gamma; generate B1..BN",
                        description="EfficientNet's compound scaling: depth alpha^phi, width beta^phi, resolution "
@@ -93,7 +101,6 @@ def _grid_table(frame: Any, title: str, trained: bool = True, reward: bool = Fal
 
 def run_grid(args: argparse.Namespace) -> int:
     import optuna
-    from rich.console import Console
 
     from nas.api import load_spec
     from nas.errors import ConfigError
@@ -101,7 +108,7 @@ def run_grid(args: argparse.Namespace) -> int:
     from nas.scale_grid import ScaleGrid, ScaleGridConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    console = Console()
+    console = _console()
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the folder of the grid run to continue)")
     if args.runner != "ray" and runner_options(args):
@@ -244,7 +251,7 @@ def _apply_table(models: Sequence[Any], title: str, official: bool) -> Any:
     table = Table(title=title)
     names = ["phi", "depth", "width", "res x", "resolution", "params", "MACs"]
     if official:
-        names += ["1.2^phi", "1.1^phi", "224*1.15^phi"]
+        names += ["1.2^phi", "1.1^phi", "res 1.15^phi"]
     for name in names:
         table.add_column(name, justify="right")
     for m in models:
@@ -257,8 +264,6 @@ def _apply_table(models: Sequence[Any], title: str, official: bool) -> Any:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from nas.compound import apply_coefficients, apply_official, check_phi, model_document
     from nas.errors import ConfigError
     from nas.fileio import atomic_write_json
@@ -286,7 +291,7 @@ def run_apply(args: argparse.Namespace) -> int:
     else:
         title = (f"alpha {coefficients.alpha:g}, beta {coefficients.beta:g}, gamma {coefficients.gamma:g} "
                  f"(alpha*beta^2*gamma^2 = {coefficients.product:.3f})")
-    console = Console()
+    console = _console()
     console.print(_apply_table(models, title, official=coefficients is None))
     console.print(f"base {base.name or 'spec'} ({base.key()}); resolution rounded to the nearest multiple of 4; "
                   + (f"wrote {', '.join(written)} to {out}" if written else "nothing written (--phi 0)"))
