@@ -109,8 +109,12 @@ def _objective(config: ScaleGridConfig) -> Any:
     """None ranks by accuracy; otherwise the named objective with the search's option rules."""
     if config.objective == "accuracy":
         return None
+    from nas.errors import unknown_name
     from nas.search import SearchConfig, objective_options
-    from objectives import make_objective
+    from objectives import OBJECTIVES, make_objective
+
+    if config.objective not in OBJECTIVES:
+        raise unknown_name("objective", config.objective, ["accuracy", *OBJECTIVES])
 
     as_search = SearchConfig(objective=config.objective, cost=config.cost, target=config.target, w=config.w,
                              v=config.v, step_time_ref_ms=config.step_time_ref_ms, params_ref=config.params_ref)

@@ -159,6 +159,7 @@ BAD = [
     (["grid", "--base", "efficientnet-b0", "--constraint", "exact"], "unknown constraint"),
     (["grid", "--base", "efficientnet-b0", "--workers", "2"], "applies to --runner ray only"),
     (["grid", "--resume"], "--resume needs --out"),
+    (["grid", "--base", "efficientnet-b0", "--objective", "speed"], "unknown objective 'speed'; valid: accuracy"),
 ]
 
 
@@ -173,6 +174,20 @@ def test_bad_inputs_give_one_line_and_touch_nothing(tmp_path, capsys, flags, mes
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert not out.exists()
+
+
+def test_objective_reward_uses_the_full_size_cost(tmp_path):
+    from nas.metrics import Metrics
+    from nas.scale_grid import ScaleGrid, ScaleGridConfig
+
+    config = ScaleGridConfig(base=preset("efficientnet-b0").to_dict(), step=0.1, max=1.2, objective="mnas",
+                             target="800M")
+    grid = ScaleGrid(config, tmp_path / "run")
+    point = grid.points[0]
+    values = grid._values(point, Metrics(accuracy=0.5))
+    assert values["macs"] == point.macs and values["actual"] == point.actual
+    assert grid._reward(Metrics(accuracy=0.5), values) == pytest.approx(0.5 * (point.macs / 800e6) ** -0.07)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["kind"] == "scale-grid"
 
 
 def test_resuming_a_folder_without_a_run(tmp_path, capsys):
