@@ -208,7 +208,7 @@ def enumerate_grid(base: ArchSpec, phi: float = 1.0, step: float = 0.05, high: f
     The reference (1.2, 1.1, 1.15) comes first, then the kept points in (alpha, beta, gamma) order.
     Raises :class:`ConfigError` when no point satisfies the constraint.
     """
-    phi = check_phi(phi)
+    phi = check_phi(phi, name="--phi")
     if phi == 0:
         raise ConfigError("--phi must be > 0 for a grid (at phi 0 every point is the base itself)")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
@@ -299,7 +299,7 @@ class ScaledModel:
 
 def apply_coefficients(base: ArchSpec, coefficients: Coefficients, phi_max: int) -> list[ScaledModel]:
     """phi = 0..phi_max of the base under fixed coefficients; phi 0 is the base itself."""
-    phi_max = check_phi(phi_max, integer=True)
+    phi_max = check_phi(phi_max, integer=True, name="--phi")
     out = []
     for phi in range(phi_max + 1):
         spec = scale_compound(base, coefficients, phi)
@@ -321,7 +321,7 @@ def apply_official(base: ArchSpec, phi_max: int) -> list[ScaledModel]:
     published resolutions and another base gets the same factors (rounded as
     :func:`scaled_resolution`). The dropout is the published one: it belongs to the table.
     """
-    phi_max = check_phi(phi_max, integer=True)
+    phi_max = check_phi(phi_max, integer=True, name="--phi")
     last = len(EFFICIENTNET_PARAMS) - 1
     if phi_max > last:
         raise ConfigError(f"--official has B1..B{last}; --phi must be at most {last}, got {phi_max}")
