@@ -1,0 +1,236 @@
+"""The search loop end to end: real proxy training on digits, a real SQLite study, kill and resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nas.api import load_spec
+from nas.cli import main
+from nas.controllers.base import Controller, Proposal
+from nas.search import Search, SearchConfig, run_search
+from nas.store import COLUMNS, open_run
+
+FAST = dict(epochs=1, proxy_width=0.25, proxy_depth=0.25, proxy_resolution=16)
+FAST_FLAGS = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "random4"
+    result = run_search(SearchConfig(controller="random", trials=4, seed=3, **FAST), out)
+    return out, result
+
+
+def test_search_writes_every_output(finished_run):
+    out, result = finished_run
+    for name in ("study.db", "trials.csv", "b0.json", "controller.pt", "run.json"):
+        assert (out / name).exists(), name
+    frame = pd.read_csv(out / "trials.csv")
+    assert len(frame) == 4
+    assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert any(c.startswith("param_s1_") for c in frame.columns)
+    ok = frame[frame.status == "ok"]
+    assert len(ok) >= 3 and ok.accuracy.between(0, 1).all() and (ok.macs > 0).all()
+    assert (ok.step_time_ms > 0).all() and (ok.latency_ms > 0).all()
+    b0 = json.loads((out / "b0.json").read_text())
+    assert b0["reward"] == pytest.approx(ok.reward.max())
+    spec = load_spec(str(out / "b0.json"))
+    assert spec.key() == b0["key"] and spec.resolution == 224 and spec.num_classes == 10 and spec.in_chans == 1
+    assert result.best.number == b0["trial"]
+
+
+def test_reward_is_the_mnasnet_reward_of_full_size_cost(finished_run):
+    out, _ = finished_run
+    frame = pd.read_csv(out / "trials.csv")
+    row = frame[frame.status == "ok"].iloc[0]
+    assert row.reward == pytest.approx(row.accuracy * (row.macs / 400e6) ** -0.07, rel=1e-9)
+    # the cost is the full-size network at 224 px, not the 16 px proxy that trained
+    assert row.macs > 50 * row.proxy_macs
+
+
+def test_study_opens_with_optuna_as_the_dashboard_would(finished_run):
+    import optuna
+
+    out, _ = finished_run
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{out / 'study.db'}")
+    assert len(summaries) == 1 and summaries[0].n_trials == 4
+    study = optuna.load_study(study_name=summaries[0].study_name, storage=f"sqlite:///{out / 'study.db'}")
+    trial = study.trials[0]
+    assert {"arch", "key", "status", "metrics", "spec"} <= set(trial.user_attrs)
+    assert len(trial.params) == 42
+
+
+def test_nas_results_prints_and_exports(finished_run, tmp_path, capsys):
+    out, _ = finished_run
+    csv = tmp_path / "all.csv"
+    assert main(["results", str(out), "--top", "2", "--csv", str(csv)]) == 0
+    text = capsys.readouterr().out
+    assert "reward" in text and "top 2" in text
+    assert len(pd.read_csv(csv)) == 4
+
+
+class SameNetworkController(Controller):
+    """Proposes one fixed point of the space forever: every proposal after the first is a repeat."""
+
+    def __init__(self, decisions, seed=0, **_):
+        self.decisions = decisions
+        self.n = 0
+
+    def ask(self):
+        self.n += 1
+        return Proposal(self.n, tuple(0 for _ in self.decisions))
+
+    def tell(self, proposal, reward, values=None):
+        pass
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+def test_a_repeated_network_is_trained_once(tmp_path):
+    search = Search(SearchConfig(controller="random", trials=3, **FAST), tmp_path / "dup")
+    search.comps.controller = SameNetworkController(search.decisions)
+    result = search.run()
+    assert result.trained == 1 and result.reused == 2
+    frame = pd.read_csv(tmp_path / "dup" / "trials.csv")
+    assert len(frame) == 3 and frame.key.nunique() == 1
+    assert frame.reused_from.isna().sum() == 1 and (frame.reused_from.dropna() == 0).all()
+    assert frame.accuracy.nunique() == 1
+
+
+def _nas(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=600, **kwargs)
+
+
+def test_kill_and_resume_loses_and_retrains_nothing(tmp_path):
+    out = tmp_path / "killed"
+    args = ["search", "--out", str(out), "--trials", "6", "--controller", "rl", "--quiet", *FAST_FLAGS]
+    proc = subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            csv = out / "trials.csv"
+            if csv.exists() and len(pd.read_csv(csv)) >= 2:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the search never finished two trials")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = open_run(out).dataframe()
+    assert 2 <= len(before) < 6
+    resumed = _nas(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    after = open_run(out).dataframe()
+    assert len(after) == 6 and list(after.trial) == list(range(6))
+    # every trial finished before the kill is still there, unchanged (same metrics, same timings)
+    cols = ["trial", "key", "accuracy", "wall_time_s", "reward"]
+    pd.testing.assert_frame_equal(after[cols].iloc[: len(before)].reset_index(drop=True),
+                                  before[cols].reset_index(drop=True))
+    trained_after = after.iloc[len(before):].reused_from.isna().sum()
+    assert f"{trained_after} trained" in resumed.stdout
+    # a second resume has nothing left to do
+    again = _nas(*args, "--resume")
+    assert again.returncode == 0 and "0 trained" in again.stdout
+    assert len(open_run(out).dataframe()) == 6
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+BAD = [
+    (["--space", "hexagons"], "unknown space 'hexagons'; valid: FILE.yaml, efficientnet"),
+    (["--controller", "genetic"], "unknown controller 'genetic'"),
+    (["--objective", "speed"], "unknown objective 'speed'"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--target=-5M"], "target"),
+    (["--target", "0"], "target"),
+    (["--trials", "0"], "--trials"),
+    (["--epochs", "0"], "--epochs"),
+    (["--epochs", "-1"], "--epochs"),
+    (["--storage", "nosuchdb://x/y"], "cannot open storage"),
+    (["--proxy-resolution", "2"], "--proxy-resolution"),
+    (["--workers", "2"], "applies to --runner ray only"),
+]
+
+
+@pytest.mark.parametrize("flags, message", BAD, ids=[" ".join(f) for f, _ in BAD])
+def test_bad_inputs_give_one_line_and_leave_the_study_untouched(finished_run, capsys, flags, message):
+    out, _ = finished_run
+    before = _digest(out)
+    resume = ["--resume"] if flags[0] == "--storage" else []
+    code = main(["search", "--out", str(out), "--quiet", *resume, *flags])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert _digest(out) == before
+
+
+def test_existing_run_without_resume_is_refused(finished_run, capsys):
+    out, _ = finished_run
+    before = _digest(out)
+    assert main(["search", "--out", str(out), "--quiet", *FAST_FLAGS]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert _digest(out) == before
+
+
+def test_malformed_yaml_space(tmp_path, capsys):
+    bad = tmp_path / "space.yaml"
+    bad.write_text("stages:\n  - {op: mbconv6, kernel: 4, stride: 1, filters: 16, layers: 1}\n")
+    assert main(["search", "--out", str(tmp_path / "r"), "--space", str(bad), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "kernel" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_unwritable_out_and_resume_of_nothing(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user that can write anywhere (root); covered by the file case below")
+    finally:
+        pass
+    assert main(["search", "--out", str(locked / "run"), "--quiet"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    assert main(["search", "--out", str(afile / "run"), "--quiet", *FAST_FLAGS]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert afile.read_text() == "x"
+
+
+def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["search", "--out", str(tmp_path / "empty"), "--resume", "--quiet"]) == 2
+    assert "no study here" in capsys.readouterr().err
+    assert main(["search", "--resume", "--quiet"]) == 2
+    assert "--resume needs --out" in capsys.readouterr().err
+
+
+def test_cli_subprocess_error_is_one_line_without_traceback(tmp_path):
+    proc = _nas("search", "--out", str(tmp_path / "x"), "--controller", "genetic")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
