@@ -48,9 +48,9 @@ class DatasetSource:
 DATASETS: dict[str, DatasetSource] = {
     "digits": DatasetSource("digits", "digits", False, False, 0.2,
                             "scikit-learn's 8x8 handwritten digits, bundled (1,797 images)", 0.0),
-    "mnist": DatasetSource("mnist", "idx", True, False, 0.1, "MNIST IDX .gz files (60k train, 10k test)", 0.0625),
+    "mnist": DatasetSource("mnist", "idx", True, False, 0.1, "MNIST IDX .gz files (60k train, 10k test)", 0.0),
     "fashion-mnist": DatasetSource("fashion-mnist", "idx", True, True, 0.1,
-                                   "Fashion-MNIST IDX .gz files (60k train, 10k test)", 0.0625),
+                                   "Fashion-MNIST IDX .gz files (60k train, 10k test)", 0.0),
     "cifar10": DatasetSource("cifar10", "cifar", True, True, 0.1, "CIFAR-10 python-version batches"),
     "cifar100": DatasetSource("cifar100", "cifar", True, True, 0.1, "CIFAR-100 python-version batches"),
     "imagefolder": DatasetSource("imagefolder", "imagefolder", True, True, 0.1,
@@ -110,7 +110,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0
                                tuple(sorted(options.items())))
     return Dataset(name=name, train_x=train_x, train_y=y[train_idx_t].contiguous(),
                    minival_x=x[minival_idx_t].contiguous(), minival_y=y[minival_idx_t].contiguous(),
-                   num_classes=num_classes, in_chans=int(x.shape[1]), mean=mean, std=std, hflip=source.hflip, crop_fraction=source.crop_fraction,
+                   num_classes=num_classes, in_chans=int(x.shape[1]), mean=mean, std=std, hflip=source.hflip,
+                   crop_fraction=source.crop_fraction,
                    test_reader=reader, classes=classes, seed=seed)
 
 
