@@ -45,7 +45,7 @@ class SearchConfig:
     params_ref: float | None = None
     dataset: str = "digits"
     data_dir: str | None = None
-    trials: int = 24
+    trials: int = 16
     epochs: float | None = None  # None = the trainer's default budget
     batch_size: int | None = None
     proxy_width: float = 0.5

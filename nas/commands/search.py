@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-DEFAULTS = {"space": "efficientnet", "controller": "rl", "objective": "mnas", "dataset": "digits", "trials": 24}
+DEFAULTS = {"space": "efficientnet", "controller": "rl", "objective": "mnas", "dataset": "digits", "trials": 16}
 
 
 def add_parser(sub: Any) -> None:
@@ -52,7 +52,7 @@ def add_training_flags(p: Any, search: bool = True) -> None:
                    help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100, imagefolder")
     g.add_argument("--data-dir", default=None, help="folder with the dataset's files")
     if search:
-        g.add_argument("--trials", type=int, default=None, help="number of candidates (default 24; on --resume: "
+        g.add_argument("--trials", type=int, default=None, help="number of candidates (default 16; on --resume: "
                                                                  "the stored value)")
     g.add_argument("--epochs", type=float, default=None, help="proxy training epochs (default: trainer's budget)")
     g.add_argument("--batch-size", type=int, default=None, help="proxy training batch size (default: trainer's)")
