@@ -43,8 +43,8 @@ def _experiment(**args) -> dict:
 # ------------------------------------------------------------------------------ learning
 @pytest.mark.parametrize("in_flight", [1, 4])
 def test_rl_learns_the_hidden_target_where_random_search_does_not(in_flight):
-    # 18 decisions (3 stages x 6), 600 samples; with in_flight=4 rewards come back in shuffled order.
-    common = dict(stages=3, samples=600, seeds=[0, 1, 2] if in_flight == 1 else [3, 4], in_flight=in_flight)
+    # 18 decisions (3 stages x 6), 400 samples; with in_flight=4 rewards come back in shuffled order.
+    common = dict(stages=3, samples=400, seeds=[0, 1, 2] if in_flight == 1 else [3, 4], in_flight=in_flight)
     rl = _experiment(controller="rl", **common)["rewards"]
     rand = _experiment(controller="random", **common)["rewards"]
     for rl_run, random_run in zip(rl, rand):
