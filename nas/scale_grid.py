@@ -25,7 +25,7 @@ the reference (1.2, 1.1, 1.15) is trained and ranked beside them for comparison.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -33,6 +33,7 @@ from nas.compound import CONSTRAINTS, GridPoint, enumerate_grid, proxy_for_point
 from nas.errors import ConfigError, StorageError
 from nas.fileio import atomic_write_json, atomic_write_text
 from nas.metrics import Metrics
+from nas.search import check_budget_flags, from_known_fields
 from nas.spec import ArchSpec
 from nas.store import RunStore, TrialRecord
 
@@ -77,10 +78,7 @@ class ScaleGridConfig:
     def __post_init__(self) -> None:
         if self.constraint not in CONSTRAINTS:
             raise ConfigError(f"unknown constraint {self.constraint!r}; valid: {', '.join(CONSTRAINTS)}")
-        if self.epochs is not None and not self.epochs > 0:
-            raise ConfigError(f"--epochs must be > 0, got {self.epochs!r}")
-        if self.batch_size is not None and self.batch_size <= 0:
-            raise ConfigError(f"--batch-size must be > 0, got {self.batch_size!r}")
+        check_budget_flags(self.epochs, self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,8 +88,7 @@ class ScaleGridConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ScaleGridConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_known_fields(cls, data)
 
 
 @dataclass

@@ -61,10 +61,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.trials, int) or self.trials <= 0:
             raise ConfigError(f"--trials must be a positive integer, got {self.trials!r}")
-        if self.epochs is not None and not self.epochs > 0:
-            raise ConfigError(f"--epochs must be > 0, got {self.epochs!r}")
-        if self.batch_size is not None and self.batch_size <= 0:
-            raise ConfigError(f"--batch-size must be > 0, got {self.batch_size!r}")
+        check_budget_flags(self.epochs, self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -74,8 +71,21 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SearchConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_known_fields(cls, data)
+
+
+def check_budget_flags(epochs: float | None, batch_size: int | None) -> None:
+    """The proxy-training flags shared by ``nas search`` and ``nas scale grid``."""
+    if epochs is not None and not epochs > 0:
+        raise ConfigError(f"--epochs must be > 0, got {epochs!r}")
+    if batch_size is not None and batch_size <= 0:
+        raise ConfigError(f"--batch-size must be > 0, got {batch_size!r}")
+
+
+def from_known_fields(cls: Any, data: Mapping[str, Any]) -> Any:
+    """Build a config dataclass from a stored run.json, ignoring keys it does not know (kind, storage...)."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
