@@ -13,6 +13,7 @@ import time
 import torch
 
 from nas.data import load_dataset
+from nas.data.shared import shared_data_root
 from nas.presets import preset
 from nas.scaling import scale_spec
 from nas.training import TrainBudget, train_candidate
@@ -20,7 +21,7 @@ from nas.training import TrainBudget, train_candidate
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data-dir", default="/work/shared/data/fashion-mnist")
+    parser.add_argument("--data-dir", default=str(shared_data_root() / "fashion-mnist"))
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=None)

@@ -1,6 +1,6 @@
 """One entry point for "give me a spec": ``load_spec`` accepts whatever a user is likely to hold.
 
-A preset name, a spec JSON file, any JSON output of ours that holds a spec under ``"spec"`` (a
+A preset name, a spec JSON file, a trained ``model.pt``, any JSON output of ours that holds a spec under ``"spec"`` (a
 search's ``b0.json``), or block strings pasted from a paper's code. The CLI's ``nas show`` and
 ``nas train`` take the same argument, so everything a user can name can be shown, counted and built.
 """
@@ -33,7 +33,8 @@ def spec_from_json_data(data: Any, source: str) -> ArchSpec:
 
 def load_spec(x: str | Path | ArchSpec | Mapping[str, Any]) -> ArchSpec:
     """Resolve ``x`` to an :class:`ArchSpec`, trying in order: a spec (returned as is), a mapping
-    (spec dict or ``{"spec": ...}``), a preset name, an existing JSON file, block strings separated
+    (spec dict or ``{"spec": ...}``), a preset name, a trained ``model.pt`` (its spec), an existing
+    JSON file, block strings separated
     by spaces or commas (stem 32, head 1280, 224 px unless the official strings state the stem).
     """
     from nas.presets import PRESETS, preset
@@ -50,6 +51,14 @@ def load_spec(x: str | Path | ArchSpec | Mapping[str, Any]) -> ArchSpec:
     if text.lower() in PRESETS:
         return preset(text)
     path = Path(text).expanduser()
+    if path.is_file() and path.suffix.lower() == ".pt":
+        from nas.checkpoint import load_model_checkpoint
+        from nas.errors import StorageError
+
+        try:
+            return load_model_checkpoint(path).spec
+        except StorageError as exc:
+            raise SpecError(str(exc)) from None
     if path.is_file():
         try:
             data = json.loads(path.read_text())

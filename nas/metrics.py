@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    import numpy as np
 
 STATUSES = ("ok", "diverged", "failed", "pruned")
 
@@ -15,6 +18,10 @@ class Metrics:
     ``accuracy`` is minival top-1 in [0, 1]. ``macs`` counts the spec at its own resolution and
     ``proxy_macs`` at the training resolution. Timings are medians over several steps after warm-up.
     A candidate that did not finish has ``status`` other than ``ok`` and says why in ``error``.
+
+    ``minival_size`` is the number of images ``accuracy`` was measured on and ``correct`` which of
+    them the candidate got right (:func:`pack_correct`: a bitmap in base64, 750 bytes for 6,000
+    images), so two candidates can be compared image by image on the same minival split.
     """
 
     status: str = "ok"
@@ -32,6 +39,9 @@ class Metrics:
     peak_memory_mb: float | None = None
     history: tuple[float, ...] = ()
     error: str = ""
+    minival_size: int = 0
+    correct: str = ""
+
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -52,6 +62,30 @@ class Metrics:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    @classmethod
-    def failure(cls, status: str, error: str, **known: Any) -> "Metrics":
-        return cls(status=status, error=error, **known)
+    def correct_mask(self) -> "np.ndarray | None":
+        """The per-image correctness as a bool array of ``minival_size``, or None when not stored."""
+        if not self.correct or not self.minival_size:
+            return None
+        return unpack_correct(self.correct, self.minival_size)
+
+
+def pack_correct(mask: Any) -> str:
+    """A bool vector (numpy or torch) as a compact base64 bitmap (numpy's big-endian bit order)."""
+    import base64
+
+    import numpy as np
+
+    bits = np.packbits(np.asarray(mask, dtype=bool).reshape(-1))
+    return base64.b64encode(bits.tobytes()).decode("ascii")
+
+
+def unpack_correct(text: str, size: int) -> "np.ndarray":
+    """The inverse of :func:`pack_correct`; ``size`` drops the padding bits of the last byte."""
+    import base64
+
+    import numpy as np
+
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))
+    if bits.shape[0] < size:
+        raise ValueError(f"correctness bitmap holds {bits.shape[0]} bits, expected {size}")
+    return bits[:size].astype(bool)

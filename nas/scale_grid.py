@@ -168,7 +168,7 @@ class ScaleGrid:
         if c.batch_size is not None:
             budget["batch_size"] = c.batch_size
         self.budget = TrainBudget(**budget)
-        from nas.controllers.base import Decision
+        from nas.decisions import Decision
 
         self.decisions = tuple(Decision(name, tuple(sorted({getattr(p, name) for p in self.points})))
                                for name in DECISIONS)

@@ -214,7 +214,7 @@ class Search:
     def _restore(self) -> None:
         import torch
 
-        from nas.controllers.base import Proposal
+        from nas.decisions import Proposal
 
         checkpoint_path = self.out / CHECKPOINT
         if checkpoint_path.exists():

@@ -34,7 +34,7 @@ from nas.data.augment import AugmentConfig, Augmenter, default_crop_padding, res
 from nas.data.base import Dataset
 from nas.device import resolve_device, synchronize
 from nas.errors import ConfigError
-from nas.metrics import Metrics
+from nas.metrics import Metrics, pack_correct
 from nas.spec import ArchSpec
 from nas.timing import median_ms, rss_bytes, time_forward
 
@@ -205,11 +205,12 @@ class _Split:
 
 
 def evaluate(model: nn.Module, split: _Split, augmenter: Augmenter, batch_size: int,
-             autocast: bool) -> tuple[float, float]:
-    """Top-1 accuracy and mean cross-entropy (no label smoothing) over a split, in inference mode."""
+             autocast: bool) -> tuple[float, float, torch.Tensor]:
+    """Top-1 accuracy, mean cross-entropy (no label smoothing) and the per-image correctness (a bool
+    tensor on the CPU, in split order) over a split, in inference mode."""
     was_training = model.training
     model.eval()
-    correct = torch.zeros((), dtype=torch.int64, device=split.x.device)
+    hits = []
     loss_sum = torch.zeros((), dtype=torch.float64, device=split.x.device)
     device_type = split.x.device.type
     try:
@@ -219,11 +220,12 @@ def evaluate(model: nn.Module, split: _Split, augmenter: Augmenter, batch_size: 
                 yb = split.y[start:start + batch_size]
                 logits = model(xb).float()
                 loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
-                correct += (logits.argmax(1) == yb).sum()
+                hits.append(logits.argmax(1) == yb)
     finally:
         model.train(was_training)
+    correct = torch.cat(hits).cpu() if hits else torch.zeros(0, dtype=torch.bool)
     n = max(int(split.y.shape[0]), 1)
-    return int(correct.item()) / n, float(loss_sum.item()) / n
+    return int(correct.sum().item()) / n, float(loss_sum.item()) / n, correct
 
 
 class _Stop(Exception):
@@ -314,6 +316,9 @@ def train_candidate(spec: ArchSpec, data: Dataset, budget: TrainBudget | None = 
 def _partial(status: str, error: str, known: dict[str, Any], state: dict[str, Any], start: float) -> Metrics:
     times = state["step_times"][WARMUP_STEPS_TIMED:]
     pruned = status == "pruned"
+    correct = state.get("correct") if pruned else None
+    if correct is not None:
+        known = {**known, "minival_size": int(correct.numel()), "correct": pack_correct(correct)}
     return Metrics(status=status, error=error, accuracy=state.get("accuracy") if pruned else None,
                    loss=state.get("loss") if pruned else None,
                    step_time_ms=median_ms(times) if times else None, wall_time_s=time.perf_counter() - start,
@@ -420,9 +425,9 @@ def _train(spec: ArchSpec, data: Dataset, budget: TrainBudget, device: torch.dev
         state["train_time"] = train_time
         state["peak_memory_mb"] = _peak_mb(device, rss0, rss_peak)
         if done % steps_per_epoch == 0 or done == total_steps:
-            accuracy, val_loss = evaluate(model, minival, augmenter, budget.eval_batch_size, autocast)
+            accuracy, val_loss, correct = evaluate(model, minival, augmenter, budget.eval_batch_size, autocast)
             state["history"].append(accuracy)
-            state["accuracy"], state["loss"] = accuracy, val_loss
+            state["accuracy"], state["loss"], state["correct"] = accuracy, val_loss, correct
             if done % steps_per_epoch == 0 and on_epoch is not None and on_epoch(done // steps_per_epoch, accuracy):
                 raise _Stop("pruned", f"stopped by the scheduler after epoch {done // steps_per_epoch}")
             model.train()
@@ -431,11 +436,11 @@ def _train(spec: ArchSpec, data: Dataset, budget: TrainBudget, device: torch.dev
         step_times += _extra_step_times(model, train_images(resolution), train_y, batch, augmenter, base_aug,
                                         criterion, budget, device, autocast,
                                         WARMUP_STEPS_TIMED + MIN_TIMED_STEPS - len(step_times))
-    accuracy, loss_value = state["accuracy"], state["loss"]
+    accuracy, loss_value, correct = state["accuracy"], state["loss"], state["correct"]
     if evaluate_on == "test":
         test_x, test_y = data.test()
         test = _Split(resize_images(test_x.to(device), resolution), test_y.to(device))
-        accuracy, loss_value = evaluate(model, test, augmenter, budget.eval_batch_size, autocast)
+        accuracy, loss_value, correct = evaluate(model, test, augmenter, budget.eval_batch_size, autocast)
 
     latency = time_forward(model, 1, resolution, spec.in_chans, device, channels_last=budget.channels_last,
                            autocast=autocast)
@@ -445,7 +450,8 @@ def _train(spec: ArchSpec, data: Dataset, budget: TrainBudget, device: torch.dev
                    step_time_ms=median_ms(step_times[WARMUP_STEPS_TIMED:]), latency_ms=latency,
                    latency_batch_ms=latency_batch, wall_time_s=time.perf_counter() - start, train_time_s=train_time,
                    epochs=round(state["epochs"], 4), peak_memory_mb=_peak_mb(device, rss0, rss_peak),
-                   history=tuple(state["history"]), **known)
+                   history=tuple(state["history"]), minival_size=int(correct.numel()),
+                   correct=pack_correct(correct), **known)
 
 
 def _scheduled(values: Mapping[str, Any], base: AugmentConfig, resolution: int, fraction: float) -> tuple[AugmentConfig, int]:

@@ -15,7 +15,14 @@ def _local(**options: Any) -> Runner:
 
 
 def _ray(**options: Any) -> Runner:
-    from runners.ray_cluster import RayRunner  # imported lazily: ray is an optional dependency
+    from nas.errors import ConfigError
+
+    try:
+        import ray  # noqa: F401 - imported lazily: a local search never pays for it
+    except ImportError as exc:
+        raise ConfigError(f"--runner ray: Ray does not import here ({exc}); install it with "
+                          "`pip install 'ray[tune]'` (bash scripts/setup.sh installs it)") from None
+    from runners.ray_cluster import RayRunner
 
     return RayRunner(**options)
 

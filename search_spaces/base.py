@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from nas.controllers.base import Decision
+from nas.decisions import Decision
 from nas.errors import SpaceError, SpecError
 from nas.scaling import round_filters, scale_spec
 from nas.spec import ArchSpec, StageSpec

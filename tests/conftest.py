@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nas.data.shared import missing_reason, shared_dataset_dir
 from nas.spec import NORMS, ArchSpec, StageSpec
 
-DATA_ROOT = Path(os.environ.get("NAS_DATA_ROOT", "/work/shared/data"))
 
 
 def random_stage(rng: np.random.Generator, in_ch: int) -> StageSpec:
@@ -56,12 +56,28 @@ def random_specs() -> list[ArchSpec]:
     return [random_spec(rng) for _ in range(220)]
 
 
+def shared_dir(name: str) -> Path:
+    """The shared dataset folder ``name`` (mnist, fashion-mnist), or skip the test saying where it was looked for."""
+    folder = shared_dataset_dir(name)
+    if folder is None:
+        pytest.skip(missing_reason(name))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """:func:`shared_dir` as a fixture, for tests parametrized over dataset names."""
+    return shared_dir
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    path = DATA_ROOT / "mnist"
-    if not (path / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST not found under {path} (set NAS_DATA_ROOT to the folder holding mnist/)")
-    return path
+    return shared_dir("mnist")
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    return shared_dir("fashion-mnist")
 
 
 @pytest.fixture

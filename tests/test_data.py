@@ -17,9 +17,6 @@ from nas.data.augment import AugmentConfig, Augmenter, crop_flip, mixup, random_
 from nas.data.cifar import load_batch
 from nas.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared/data")
 
 
 # ------------------------------------------------------------------------------------------ digits
@@ -118,10 +115,8 @@ def test_idx_broken_files(tmp_path, case, pattern):
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
-def test_real_idx_datasets(name):
-    folder = SHARED / name
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is absent (the real {name} IDX files are not on this machine)")
+def test_real_idx_datasets(name, shared_data):
+    folder = shared_data(name)
     data = load_dataset(name, folder, seed=3)
     assert len(data.train_y) + len(data.minival_y) == 60000 and abs(len(data.minival_y) - 6000) <= 5
     ratio = torch.bincount(data.minival_y) / (torch.bincount(data.minival_y) + torch.bincount(data.train_y))

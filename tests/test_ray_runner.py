@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytest.importorskip("ray")
+import ray  # noqa: E402,F401 - Ray is a core dependency: if it does not import, these tests must fail
 
 from nas.errors import ConfigError  # noqa: E402
 from nas.search import SearchConfig, run_search  # noqa: E402

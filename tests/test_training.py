@@ -14,7 +14,6 @@ from nas.presets import preset
 from nas.scaling import scale_spec
 from nas.training import TrainBudget, bn_momentum_for, lr_factor, train_candidate
 
-FASHION = Path("/work/shared/data/fashion-mnist")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -155,9 +154,7 @@ def test_other_optimizers_learn(digits, optimizer):
     assert m.ok and m.accuracy > 0.3  # chance is 0.1; six epochs is short for these two
 
 
-def test_fashion_mnist_proxy_learns():
-    if not FASHION.is_dir():
-        pytest.skip(f"{FASHION} is absent (real Fashion-MNIST IDX files needed)")
-    data = load_dataset("fashion-mnist", FASHION)
+def test_fashion_mnist_proxy_learns(fashion_dir):
+    data = load_dataset("fashion-mnist", fashion_dir)
     m = train_candidate(proxy(), data, TrainBudget(steps=60, warmup_epochs=0.02), "cpu")
     assert m.ok and m.accuracy > 0.4  # chance is 0.1 after 0.14 epoch
