@@ -12,7 +12,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from nas.errors import NasError
+from nas.errors import NasError, with_flag
 
 # Subcommand modules, in the order `nas --help` lists them.
 COMMANDS = ("search", "results", "show", "train", "scale", "pareto", "export")
@@ -41,6 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """``dest -> --long-flag`` for the command that ran (and its sub-command), to word library errors."""
+    names: dict[str, str] = {}
+    current: argparse.ArgumentParser | None = parser
+    while current is not None:
+        chosen = None
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            elif action.option_strings:
+                names.setdefault(action.dest, max(action.option_strings, key=len))
+        current = chosen
+    return names
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -50,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except NasError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {with_flag(exc, flag_names(parser, args))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 
 class NasError(Exception):
-    """Base class of every error caused by user input rather than by a bug."""
+    """Base class of every error caused by user input rather than by a bug.
+
+    ``field`` names the library argument or config field at fault (``trials``, ``proxy_width``).
+    Messages use the library's names; the CLI maps ``field`` to its flag (``--trials``), so a
+    Python user never reads about flags and a CLI user always does.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class SpecError(NasError):
@@ -32,6 +41,23 @@ class ConfigError(NasError):
     """A command-line flag or configuration value is out of range or unknown."""
 
 
-def unknown_name(kind: str, name: str, valid: "list[str] | tuple[str, ...]", error=ConfigError) -> NasError:
-    """Build the standard 'unknown X' error that lists the valid names."""
-    return error(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+def unknown_name(kind: str, name: str, valid: "list[str] | tuple[str, ...]", error=ConfigError,
+                 field: str | None = None) -> NasError:
+    """Build the standard 'unknown X' error that lists the valid names; ``field`` defaults to ``kind``."""
+    return error(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}", field=field or kind)
+
+
+def with_flag(error: NasError, flags: "dict[str, str]") -> str:
+    """The CLI's wording of ``error``: its field replaced by the flag that sets it.
+
+    ``trials must be > 0`` with field ``trials`` and flags ``{"trials": "--trials"}`` reads
+    ``--trials must be > 0``; a message that does not start with the field gets the flag in front
+    (``--space: unknown space 'x'...``). Errors without a mapped field are printed as they are.
+    """
+    message = str(error)
+    flag = flags.get(error.field or "")
+    if not flag or flag in message:
+        return message
+    if message.startswith(f"{error.field} ") or message.startswith(f"{error.field}:"):
+        return flag + message[len(error.field):]
+    return f"{flag}: {message}"
