@@ -249,6 +249,22 @@ class FactorizedSpace:
                 return list(combo)
         return None
 
+    def stage_variants(self, stage_index: int) -> tuple[StageSpec, ...]:
+        """Every distinct stage that stage ``stage_index`` can decode to, its own decisions varied
+        (its input width is the previous stage's choice). Latency tables enumerate blocks from it."""
+        import itertools
+
+        fixed = {axis: opts[0] for axis, opts in self.choices[stage_index].items() if len(opts) == 1}
+        slots = [k for k, (i, _) in enumerate(self._slots) if i == stage_index]
+        variants: dict[StageSpec, None] = {}
+        for combo in itertools.product(*(self.decisions[k].options for k in slots)):
+            value = {**fixed, **{self._slots[k][1]: option for k, option in zip(slots, combo)}}
+            try:
+                variants.setdefault(self._stage_spec(self.stages[stage_index], value), None)
+            except (SpecError, SpaceError):
+                continue
+        return tuple(variants)
+
     # ------------------------------------------------------------------------------ proxy
     def full_size(self, choices: Sequence[int], proxy: ProxyConfig, num_classes: int, in_chans: int) -> ArchSpec:
         """The candidate at full size, for the dataset's classes and channels, at the target resolution."""
