@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch", default="1,8", help="comma-separated batch sizes")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
-    p.add_argument("--repeats", type=int, default=20, help="timed calls (at least; more until --min-seconds)")
+    p.add_argument("--repeats", dest="min_repeats", type=int, default=20, help="timed calls (at least; more until --min-seconds)")
     p.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds per configuration")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=run)
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     runtimes = comma_list(args.runtime, "runtime")
     batches = comma_list(args.batch, "batch", int)
     threads = comma_list(args.threads, "threads", int)
-    policy = TimingPolicy(warmup=args.warmup, min_repeats=args.repeats, min_seconds=args.min_seconds,
-                          max_repeats=max(args.repeats, 1000))
+    policy = TimingPolicy(warmup=args.warmup, min_repeats=args.min_repeats, min_seconds=args.min_seconds,
+                          max_repeats=max(args.min_repeats, 1000))
     json_path = check_output_file(args.json, "json") if args.json else None
     loaded = load_model(args.model, resolution=args.resolution, ema=args.ema, seed=args.seed)
     console = Console()
@@ -77,7 +77,7 @@ def bench_table(rows: list[Any], title: str) -> Any:
     from rich.table import Table
 
     table = Table(title=title)
-    for name in ("threads", "batch", "runtime", "p50 ms", "p90 ms", "images/s", "peak MB", "vs eager"):
+    for name in ("threads", "batch", "runtime", "p50 ms", "p90 ms", "img/s", "peak MB", "speed-up"):
         table.add_column(name, justify="left" if name == "runtime" else "right", no_wrap=name == "runtime")
     previous = None
     for row in rows:
