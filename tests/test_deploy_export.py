@@ -3,6 +3,8 @@ BatchNorm folding keeps outputs; MODEL arguments and bad inputs give one-line er
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -10,19 +12,27 @@ from nas.cli import main
 from nas.deploy.export import FORMATS, export_checked
 from nas.deploy.fuse import fuse_batchnorm
 from nas.deploy.load import example_input, load_model
-from nas.presets import PRESETS
+from nas.presets import PRESETS, preset
 
 RESOLUTION = 32
 
 
-def _close(parity, tolerance: float = 1e-4) -> bool:
+def _close(parity, tolerance: float = 1e-3) -> bool:
     """Float32 kernels differ in summation order: compare relative to the logits' scale."""
     return parity.max_abs_diff <= tolerance * max(1.0, parity.max_abs_logit)
 
 
+def every_layer_once(spec):
+    """The preset with each stage cut to its first block and one repeated block: every distinct
+    layer configuration it has (widths, kernels, strides, expansions, SE, residuals), at a fraction
+    of the export time (the torch.export-based exporter takes ~0.3 s per block on this CPU)."""
+    return spec.with_(stages=tuple(replace(stage, repeats=min(stage.repeats, 2)) for stage in spec.stages))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_exports_to_torchscript_and_onnx_with_parity(name, tmp_path, one_thread):
-    loaded = load_model(name, resolution=RESOLUTION)
+    loaded = load_model(every_layer_once(preset(name)), resolution=RESOLUTION)
     example = example_input(loaded.spec)
     for fmt in FORMATS:
         parity = export_checked(loaded.model, example, fmt, tmp_path / f"model.{fmt}")
@@ -34,7 +44,7 @@ def test_every_preset_exports_to_torchscript_and_onnx_with_parity(name, tmp_path
 def test_onnx_file_declares_a_dynamic_batch_axis(tmp_path, one_thread):
     import onnx
 
-    loaded = load_model("mnasnet-a1", resolution=RESOLUTION)
+    loaded = load_model("r1_k3_s11_e1_i16_o16_se0.25 r2_k5_s22_e6_i16_o24", resolution=RESOLUTION)
     path = tmp_path / "m.onnx"
     export_checked(loaded.model, example_input(loaded.spec), "onnx", path)
     graph = onnx.load(str(path)).graph
@@ -55,7 +65,7 @@ def test_fused_batchnorm_keeps_outputs_and_drops_one_parameter_per_channel(rando
     for spec in random_specs[:40]:
         generator = torch.Generator().manual_seed(1)
         model = build_model(spec, generator=generator).eval()
-        randomize_norm_statistics(model, generator)
+        randomize_norm_statistics(model, spec, generator)
         fused, report = fuse_batchnorm(model)
         norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
         assert report.folded == len(norms)  # every BatchNorm in our blocks follows a convolution
@@ -72,13 +82,15 @@ def test_fused_batchnorm_keeps_outputs_and_drops_one_parameter_per_channel(rando
     assert min(checked.values()) >= 5, checked
 
 
-def test_export_cli_fuse_bn_onnx_reports_parity_and_folding(tmp_path, capsys, one_thread):
-    out = tmp_path / "sub" / "b0.onnx"
-    assert main(["export", "efficientnet-b0", "--resolution", "32", "--fuse-bn", "--out", str(out)]) == 0
+def test_export_cli_fuse_bn_reports_parity_and_folding(tmp_path, capsys, one_thread):
+    out = tmp_path / "sub" / "b0.ts"
+    assert main(["export", "efficientnet-b0", "--resolution", "32", "--fuse-bn", "--format", "torchscript",
+                 "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert out.is_file()
+    # B0: 49 BatchNorms (stem, 16 blocks, head); each folded one leaves a bias of its width behind.
     assert "folded 49 BatchNorm layer(s)" in text and "5,288,548 -> 5,267,540 parameters" in text
-    assert "checked with onnxruntime at batch 1, 3: max abs difference" in text
+    assert "checked with torch.jit.load at batch 1, 3: max abs difference" in text
     assert "random weights" in text
 
 

@@ -55,24 +55,42 @@ def with_resolution(spec: ArchSpec, resolution: int | None) -> ArchSpec:
         raise ConfigError(str(exc), field="resolution") from None
 
 
-def randomize_norm_statistics(model: Any, generator: Any) -> None:
-    """Give every BatchNorm non-trivial running statistics and affine parameters.
+def randomize_norm_statistics(model: Any, spec: ArchSpec, generator: Any, max_resolution: int = 64) -> None:
+    """Give a randomly initialized network BatchNorm statistics that keep its activations in scale.
 
-    Freshly initialized norms are identities in eval mode (mean 0, variance 1, scale 1, shift 0),
-    under which BatchNorm folding or an exporter that dropped a norm would still look exact, and
-    deep random networks collapse to near-zero logits. Drawn from ``generator``, so repeatable.
+    Freshly initialized BatchNorms are identities in eval mode (mean 0, variance 1): activations
+    of deep random networks then vanish (B0's logits ~1e-6) or explode (EfficientNetV2-L's ~1e4,
+    where float32 rounding changes the logits by as much as their size, so no export could be
+    checked), and a BatchNorm that an exporter dropped or folded wrongly would go unnoticed.
+    Per-channel statistics measured on random images do not help: deep random networks map all
+    inputs to nearly the same features, and dividing by those tiny variances amplifies any other
+    input without bound. So each BatchNorm gets, in one forward pass on two seeded images (at most
+    ``max_resolution`` pixels), a variance of its input's mean square (one number per layer) times
+    a random factor in [0.5, 2), a random mean offset, and a random scale and shift.
     """
     import torch
     from torch import nn
 
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(n, generator=generator) * 1.5 + 0.5)
-                module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def set_statistics(norm: Any, args: tuple) -> None:
+        mean_square = args[0].detach().pow(2).mean().clamp_min(1e-12)
+        n = norm.num_features
+        norm.running_mean.copy_(torch.randn(n, generator=generator) * 0.1 * mean_square.sqrt())
+        norm.running_var.copy_(mean_square * (torch.rand(n, generator=generator) * 1.5 + 0.5))
+
+    hooks = [norm.register_forward_pre_hook(set_statistics) for norm in norms]
+    try:
+        with torch.no_grad():
+            for norm in norms:
+                norm.weight.copy_(torch.rand(norm.num_features, generator=generator) + 0.5)
+                norm.bias.copy_(torch.randn(norm.num_features, generator=generator) * 0.1)
+            if norms:
+                size = min(spec.resolution, max_resolution)
+                model.eval()(torch.randn((2, spec.in_chans, size, size), generator=generator))
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def load_model(source: Any, *, resolution: int | None = None, ema: bool = False, seed: int = 0) -> LoadedModel:
@@ -99,7 +117,7 @@ def load_model(source: Any, *, resolution: int | None = None, ema: bool = False,
     spec = with_resolution(load_spec(source), resolution)
     generator = torch.Generator().manual_seed(seed)
     model = build_model(spec, generator=generator)
-    randomize_norm_statistics(model, generator)
+    randomize_norm_statistics(model, spec, generator)
     return LoadedModel(model.eval(), spec, False, str(source))
 
 
