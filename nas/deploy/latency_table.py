@@ -10,8 +10,8 @@ head; time each at batch 1 on the chosen runtime and thread count (:mod:`nas.dep
 Calibrate: a network is more than the sum of its pieces timed alone (per-call overheads that a
 whole network pays once, caches warm with one block's weights, the runtime fusing across block
 boundaries). The build also times ``calibration_networks`` whole random candidates and fits
-``measured = scale * sum(pieces) + offset_ms`` by least squares; :meth:`LatencyTable.predict_ms`
-applies it. The validation (``benchmarks/latency_table.py``) measures candidates the fit never saw.
+``measured = scale * sum(pieces) + offset_ms`` (robustly: :func:`fit_calibration`);
+:meth:`LatencyTable.predict_ms` applies it. The validation (``benchmarks/latency_table.py``) measures candidates the fit never saw.
 
 The file is JSON, rewritten atomically at most every second while building, so a killed build
 resumes where it stopped; it records space, resolution, runtime, threads and machine, and a table
@@ -39,7 +39,7 @@ TABLE_FORMAT = "scalenas-latency-table"
 TABLE_VERSION = 1
 PIECE_POLICY = TimingPolicy(warmup=5, min_repeats=20, min_seconds=0.3, max_repeats=2000)
 NETWORK_POLICY = TimingPolicy(warmup=3, min_repeats=10, min_seconds=1.0, max_repeats=500)
-CALIBRATION_NETWORKS = 8
+CALIBRATION_NETWORKS = 10
 CALIBRATION_SEED = 1_000_003
 SAVE_EVERY_S = 1.0
 
@@ -112,17 +112,27 @@ def measure_network(spec: ArchSpec, runtime: str, threads: int, policy: TimingPo
 
 
 def fit_calibration(sums: list[float], measured: list[float]) -> tuple[float, float]:
-    """Least-squares ``measured = scale * sums + offset``; with one network, or sums too alike to
-    separate scale from offset, the scale stays 1 and the offset is the mean difference."""
-    n = len(sums)
-    if n == 0:
+    """``measured ~= scale * sums + offset`` by the Theil-Sen estimator (median of pairwise slopes,
+    then the median intercept): a timing disturbed by another process moves a median little, where
+    it would tilt a least-squares line.
+
+    Falls back to scale 1 and the median difference as the offset (the "constant for the rest")
+    with fewer than two networks, sums too alike to tell a slope (spread under 10%), or a slope
+    outside [0.5, 2], which no additive model explains and only noise produces.
+    """
+    import statistics
+
+    if not sums:
         return 1.0, 0.0
-    mean_s, mean_m = sum(sums) / n, sum(measured) / n
-    var = sum((s - mean_s) ** 2 for s in sums)
-    if n < 3 or var <= (0.05 * mean_s) ** 2 * n:
-        return 1.0, mean_m - mean_s
-    scale = sum((s - mean_s) * (m - mean_m) for s, m in zip(sums, measured)) / var
-    return scale, mean_m - scale * mean_s
+    fallback = (1.0, statistics.median(m - s for s, m in zip(sums, measured)))
+    if len(sums) < 2 or (max(sums) - min(sums)) < 0.1 * statistics.median(sums):
+        return fallback
+    from scipy.stats import theilslopes
+
+    slope = float(theilslopes(measured, sums)[0])
+    if not 0.5 <= slope <= 2.0:
+        return fallback
+    return slope, float(statistics.median(m - slope * s for s, m in zip(sums, measured)))
 
 
 # ------------------------------------------------------------------------------ the table
@@ -387,8 +397,8 @@ def _calibrate(table: LatencyTable, space: Any, config: BuildConfig, resolution:
         progress("calibration networks", len(candidates), len(candidates))
     scale, offset = fit_calibration([n["sum_ms"] for n in networks], [n["measured_ms"] for n in networks])
     table.calibration.update({"scale": scale, "offset_ms": offset,
-                              "fit": f"least squares, measured = scale * sum + offset, on {len(networks)} "
-                                     "whole random candidates"})
+                              "fit": f"Theil-Sen, measured = scale * sum + offset, on {len(networks)} whole "
+                                     "random candidates"})
 
 
 __all__ = ["BuildConfig", "CALIBRATION_NETWORKS", "LatencyTable", "NETWORK_POLICY", "PIECE_POLICY", "TABLE_FORMAT",
