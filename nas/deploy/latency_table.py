@@ -10,8 +10,13 @@ head; time each at batch 1 on the chosen runtime and thread count (:mod:`nas.dep
 Calibrate: a network is more than the sum of its pieces timed alone (per-call overheads that a
 whole network pays once, caches warm with one block's weights, the runtime fusing across block
 boundaries). The build also times ``calibration_networks`` whole random candidates and fits
-``measured = scale * sum(pieces) + offset_ms`` (robustly: :func:`fit_calibration`);
-:meth:`LatencyTable.predict_ms` applies it. The validation (``benchmarks/latency_table.py``) measures candidates the fit never saw.
+``measured = scale * sum(pieces) + offset_ms`` with medians (:func:`fit_calibration`);
+:meth:`LatencyTable.predict_ms` applies it.
+
+Every latency here is the *fastest* of many timed calls (``min_ms``), pieces and networks alike: on
+a machine shared with other processes it is the one figure they do not inflate (on this project's
+busy 2-core machine the median of a 1 ms block doubled from one run to the next while its minimum
+moved by a few percent), and on an idle device it lies within a few percent of the median. The validation (``benchmarks/latency_table.py``) measures candidates the fit never saw.
 
 The file is JSON, rewritten atomically at most every second while building, so a killed build
 resumes where it stopped; it records space, resolution, runtime, threads and machine, and a table
@@ -112,27 +117,16 @@ def measure_network(spec: ArchSpec, runtime: str, threads: int, policy: TimingPo
 
 
 def fit_calibration(sums: list[float], measured: list[float]) -> tuple[float, float]:
-    """``measured ~= scale * sums + offset`` by the Theil-Sen estimator (median of pairwise slopes,
-    then the median intercept): a timing disturbed by another process moves a median little, where
-    it would tilt a least-squares line.
-
-    Falls back to scale 1 and the median difference as the offset (the "constant for the rest")
-    with fewer than two networks, sums too alike to tell a slope (spread under 10%), or a slope
-    outside [0.5, 2], which no additive model explains and only noise produces.
-    """
+    """``measured ~= scale * sums + offset``: ``scale`` the median ratio of measured to summed
+    latency (pieces run a little slower or faster inside a network than alone), ``offset`` the
+    median of what is left (the constant for the rest). Medians, because one network timed while
+    another process ran must not move the fit; with one network the scale is 1."""
     import statistics
 
     if not sums:
         return 1.0, 0.0
-    fallback = (1.0, statistics.median(m - s for s, m in zip(sums, measured)))
-    if len(sums) < 2 or (max(sums) - min(sums)) < 0.1 * statistics.median(sums):
-        return fallback
-    from scipy.stats import theilslopes
-
-    slope = float(theilslopes(measured, sums)[0])
-    if not 0.5 <= slope <= 2.0:
-        return fallback
-    return slope, float(statistics.median(m - slope * s for s, m in zip(sums, measured)))
+    scale = statistics.median(m / s for s, m in zip(sums, measured) if s > 0) if len(sums) > 1 else 1.0
+    return float(scale), float(statistics.median(m - scale * s for s, m in zip(sums, measured)))
 
 
 # ------------------------------------------------------------------------------ the table
@@ -293,7 +287,8 @@ def _header(config: BuildConfig, space: Any, resolution: int, pieces: Mapping[st
 
     return {"format": TABLE_FORMAT, "version": TABLE_VERSION, "space": space.name,
             "space_fingerprint": fingerprint(pieces), "resolution": resolution, "in_chans": config.in_chans,
-            "num_classes": config.num_classes, "norm": config.norm, "batch": 1, "runtime": config.runtime,
+            "num_classes": config.num_classes, "norm": config.norm, "batch": 1, "statistic": "min",
+            "runtime": config.runtime,
             "threads": config.threads, "machine": machine_info(), "expected_entries": len(pieces),
             "calibration_networks": config.calibration_networks,
             "piece_policy": config.piece_policy.__dict__, "network_policy": config.network_policy.__dict__,
@@ -361,8 +356,8 @@ def build_latency_table(config: BuildConfig, out: str | Path, progress: Progress
                 progress("pieces", len(table.entries), len(pieces))
             latency = measure_module(piece.module(), piece.input_shape(), config.runtime, config.threads,
                                      config.piece_policy, workdir=path.parent)
-            table.entries[piece.key] = {"ms": latency.p50_ms, "p90_ms": latency.p90_ms, "min_ms": latency.min_ms,
-                                        "repeats": latency.repeats}
+            table.entries[piece.key] = {"ms": latency.min_ms, "p50_ms": latency.p50_ms,
+                                        "p90_ms": latency.p90_ms, "repeats": latency.repeats}
             if time.monotonic() - last_save >= SAVE_EVERY_S:
                 table.save()
                 last_save = time.monotonic()
@@ -391,13 +386,14 @@ def _calibrate(table: LatencyTable, space: Any, config: BuildConfig, resolution:
             continue
         total, _ = table.sum_ms(spec)
         latency = measure_network(spec, config.runtime, config.threads, config.network_policy)
-        networks.append({"key": spec.key(), "sum_ms": total, "measured_ms": latency.p50_ms})
+        networks.append({"key": spec.key(), "sum_ms": total, "measured_ms": latency.min_ms,
+                         "p50_ms": latency.p50_ms})
         table.save()
     if progress is not None:
         progress("calibration networks", len(candidates), len(candidates))
     scale, offset = fit_calibration([n["sum_ms"] for n in networks], [n["measured_ms"] for n in networks])
     table.calibration.update({"scale": scale, "offset_ms": offset,
-                              "fit": f"Theil-Sen, measured = scale * sum + offset, on {len(networks)} whole "
+                              "fit": f"measured = scale * sum + offset, medians over {len(networks)} whole "
                                      "random candidates"})
 
 
