@@ -10,6 +10,8 @@ One small module per job, all taking the same MODEL argument (:func:`load.load_m
 * :mod:`runtimes`    one calling convention for eager PyTorch, TorchScript and ONNX Runtime
 * :mod:`measure`     latency percentiles and peak memory of a callable
 * :mod:`bench`       runtimes x batch sizes x thread counts, side by side
+* :mod:`pipeline`    ``nas export`` in one call: load, fold, export, check, quantize, compare accuracy
+* :mod:`blocks`      a network cut into the pieces a latency table times (stem, blocks, head)
 * :mod:`latency_table` per-block latency tables of a search space, and the predictor built on them
 * :mod:`machine`     what a measurement was taken on
 

@@ -68,15 +68,13 @@ def bench_model(model: Any, spec: Any, runtimes: Sequence[str], batches: Sequenc
     from nas.deploy.export import export_onnx
     from nas.deploy.load import example_input
     from nas.deploy.quantize import quantize_onnx, random_calibration
-    from nas.deploy.runtimes import build_engine, check_runtime, check_threads, onnx_engine, torch_threads
+    from nas.deploy.runtimes import build_engine, check_runtime, onnx_engine, torch_threads
 
     runtimes = tuple(dict.fromkeys(check_runtime(r) for r in runtimes))
     if not runtimes and not int8:
         raise ConfigError("runtime needs at least one runtime", field="runtime")
     batches = check_sizes(list(batches), "batch", MAX_BATCH)
     threads = check_sizes(list(threads), "threads", 1024)
-    for t in threads:
-        check_threads(t)
     example = example_input(spec, 1)
     measured: dict[tuple[str, int, int], tuple[Latency, float | None]] = {}
     labels = list(runtimes) + (["onnxruntime int8"] if int8 else [])

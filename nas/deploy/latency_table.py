@@ -355,7 +355,7 @@ def build_latency_table(config: BuildConfig, out: str | Path, progress: Progress
             if progress is not None:
                 progress("pieces", len(table.entries), len(pieces))
             latency = measure_module(piece.module(), piece.input_shape(), config.runtime, config.threads,
-                                     config.piece_policy, workdir=path.parent)
+                                     config.piece_policy)
             table.entries[piece.key] = {"ms": latency.min_ms, "p50_ms": latency.p50_ms,
                                         "p90_ms": latency.p90_ms, "repeats": latency.repeats}
             if time.monotonic() - last_save >= SAVE_EVERY_S:

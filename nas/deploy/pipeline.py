@@ -52,7 +52,7 @@ def export_model(source: Any, fmt: str, out: str | Path, *, fuse_bn: bool = Fals
                           field="calibrate_dataset")
     if calibrate_dataset and not int8:
         raise ConfigError("calibrate_dataset applies to int8 export only", field="calibrate_dataset")
-    limit = calibration_images or None
+    limit = calibration_images
     if limit is not None and limit < 1:
         raise ConfigError(f"calibration_images must be >= 1, got {limit}", field="calibration_images")
     path = check_output_file(out)

@@ -160,7 +160,7 @@ def build_engine(runtime: str, model: Any, example: Any, threads: int = 1, workd
         return torchscript_engine(trace_torchscript(model, example), threads)
     if onnx_path is None:
         if workdir is None:
-            raise ConfigError("build_engine: onnxruntime needs onnx_path or workdir", field="workdir")
+            raise ValueError("build_engine: onnxruntime needs onnx_path or workdir")
         from nas.deploy.export import export_onnx
 
         onnx_path = Path(workdir) / "model.onnx"
