@@ -201,25 +201,16 @@ def test_malformed_yaml_space(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_unwritable_out_and_resume_of_nothing(tmp_path, capsys):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user that can write anywhere (root); covered by the file case below")
-    finally:
-        pass
-    assert main(["search", "--out", str(locked / "run"), "--quiet"]) == 2
-    assert "--out" in capsys.readouterr().err
-
-
-def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("where", ["below a regular file", "in /proc"])
+def test_unwritable_out_is_refused_even_for_root(tmp_path, capsys, where):
+    """Both places refuse a new folder whoever runs the test (root included)."""
     afile = tmp_path / "file"
     afile.write_text("x")
-    assert main(["search", "--out", str(afile / "run"), "--quiet", *FAST_FLAGS]) == 2
-    assert "--out" in capsys.readouterr().err
-    assert afile.read_text() == "x"
+    out = afile / "run" if where == "below a regular file" else Path("/proc") / f"nas-run-{os.getpid()}"
+    assert main(["search", "--out", str(out), "--quiet", *FAST_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out") and err.count("\n") == 1, err
+    assert afile.read_text() == "x" and not out.exists()
 
 
 def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
