@@ -225,3 +225,30 @@ def test_cli_subprocess_error_is_one_line_without_traceback(tmp_path):
     proc = _nas("search", "--out", str(tmp_path / "x"), "--controller", "genetic")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_nsga2_on_the_v2_objective_stores_three_directions_and_pareto_uses_them(tmp_path, capsys):
+    import optuna
+
+    out = tmp_path / "v2"
+    assert main(["search", "--out", str(out), "--objective", "v2", "--controller", "nsga2", "--trials", "3",
+                 "--controller-option", "population_size=2", "--quiet", *FAST_FLAGS]) == 0
+    storage = f"sqlite:///{out / 'study.db'}"
+    study = optuna.load_study(study_name="nas-search", storage=storage)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["accuracy", "step_time_ms", "params"]
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert done and all(t.values == [t.user_attrs["values"][k] for k in ("accuracy", "step_time_ms", "params")]
+                        for t in done)
+    capsys.readouterr()
+    assert main(["pareto", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy:max,step_time_ms:min,params:min" in text.replace(" ", "")
+
+
+def test_a_device_that_does_not_exist_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "gpu"
+    assert main(["search", "--out", str(out), "--device", "cuda:7", "--quiet", *FAST_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device cuda:7") and err.count("\n") == 1, err
+    assert not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,7 @@ def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) 
         records = store.records()
         first = next(iter(result.first_errors.values()), None)
         reason = f"first error (trial {first[0]}): {first[1]}" if first else "no candidate finished"
-        console.print(f"error: all {len(records)} trials failed; {reason}", style="red", markup=False,
-                      highlight=False)
+        sys.stderr.write(f"error: all {len(records)} trials failed; {reason}\n")
         return 1
     b0 = choice.record
     how = (f"mean re-ranked reward {choice.reward:.4f} over {len(choice.candidate.rerank)} trial(s)"
