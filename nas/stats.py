@@ -17,6 +17,7 @@ apart are often indistinguishable. These small pure functions say so:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -99,11 +100,13 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], resamples: int = 2000
     for name, fn in (("kendall_tau", kendalltau), ("spearman_rho", spearmanr)):
         result = fn(xs, ys)
         boot = []
-        for _ in range(resamples):
-            idx = rng.integers(0, xs.shape[0], xs.shape[0])
-            value = fn(xs[idx], ys[idx])[0]
-            if np.isfinite(value):
-                boot.append(value)
+        with warnings.catch_warnings():  # resamples of tied values have no correlation: dropped below
+            warnings.simplefilter("ignore")
+            for _ in range(resamples):
+                idx = rng.integers(0, xs.shape[0], xs.shape[0])
+                value = fn(xs[idx], ys[idx])[0]
+                if np.isfinite(value):
+                    boot.append(value)
         low, high = (np.percentile(boot, [2.5, 97.5]) if boot else (math.nan, math.nan))
         out[name] = Agreement(float(result[0]), float(low), float(high), float(result[1]))
     return out
