@@ -127,6 +127,11 @@ def _open_storage(url: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(url, **kwargs)
+    except ModuleNotFoundError as exc:  # the URL names a database whose driver is not installed
+        hint = " (pip install 'psycopg[binary]', or pip install -e '.[postgresql]')" if "psycopg" in str(exc) \
+            else ""
+        raise StorageError(f"cannot open storage {url!r}: its driver is not installed: {exc}{hint}",
+                           field="storage") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
         raise StorageError(f"cannot open storage {url!r}: {_first_line(exc)}", field="storage") from None
 
