@@ -40,7 +40,6 @@ class _Slot:
     actor: Any
     pid: int | None = None
     job: TrainJob | None = None
-    generation: int = 0  # how many actors this slot has had
 
 
 @dataclass
@@ -299,7 +298,6 @@ class RayRunner(Runner):
         except Exception:  # noqa: BLE001 - it is already gone
             pass
         slot.actor = self._new_actor()
-        slot.generation += 1
         try:
             slot.pid = ray.get(slot.actor.pid.remote(), timeout=600)
         except Exception as exc:  # noqa: BLE001 - the job will fail on this actor and be counted again
@@ -330,6 +328,11 @@ class RayRunner(Runner):
             except Exception:  # noqa: BLE001
                 pass
         if self._coordinator is not None:
+            try:  # keep every early-stopping decision in the run's log, where it can be checked
+                for job, epoch, accuracy, stopped in self.asha_history():
+                    self._log("asha", job=job, epoch=epoch, accuracy=accuracy, stopped=stopped)
+            except Exception:  # noqa: BLE001 - the coordinator is gone with its node
+                self._log("warning", note="the ASHA decisions could not be read back")
             try:
                 ray.kill(self._coordinator, no_restart=True)
             except Exception:  # noqa: BLE001
