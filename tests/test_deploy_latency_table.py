@@ -193,3 +193,41 @@ def test_resuming_with_another_setting_is_refused_and_keeps_the_file(tiny_space,
     assert "predicted" in capsys.readouterr().out
     err = _error(capsys, ["latency-table", "predict", "efficientnet-b0", "--table", str(out)])
     assert "built for resolution 32, the network has 224" in err
+
+
+def test_a_search_predicts_latency_from_the_table_and_times_nothing(tiny_space, tmp_path, capsys, one_thread):
+    """Platform-aware search end to end on digits: the reward's latency is the table's prediction."""
+    import pandas as pd
+
+    from nas.api import load_spec
+
+    table_path = tmp_path / "digits.json"
+    assert main(["latency-table", "build", "--space", str(tiny_space), "--in-chans", "1", "--classes", "10",
+                 "--out", str(table_path), *FAST]) == 0
+    out = tmp_path / "run"
+    assert main(["search", "--space", str(tiny_space), "--objective", "mnas", "--cost", "latency", "--target", "1ms",
+                 "--latency-table", str(table_path), "--controller", "random", "--trials", "3", "--epochs", "1",
+                 "--out", str(out), "--quiet"]) == 0
+    frame = pd.read_csv(out / "trials.csv")
+    table = load_latency_table(table_path, str(tiny_space), 32)
+    ok = frame[frame.status == "ok"]
+    assert len(ok) >= 2 and (ok.latency_ms == ok.predicted_latency_ms).all()
+    for row in ok.itertuples():
+        spec = load_spec({"spec": open_spec(out, row.trial)})
+        assert row.latency_ms == pytest.approx(table.predict_ms(spec))
+        assert row.reward == pytest.approx(row.accuracy * (row.latency_ms / 1.0) ** -0.07)
+    capsys.readouterr()
+    wrong = tmp_path / "imagenet.json"  # built for 1000 classes and 3 channels: not this dataset's network
+    assert main(["latency-table", "build", "--space", str(tiny_space), "--out", str(wrong), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["search", "--space", str(tiny_space), "--cost", "latency", "--latency-table", str(wrong),
+                 "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --latency-table") and "in_chans" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad").exists()
+
+
+def open_spec(run: Path, trial: int) -> dict:
+    from nas.store import open_run
+
+    return open_run(run).trial_spec(trial).spec.to_dict()
