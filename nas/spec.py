@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 from dataclasses import MISSING, asdict, dataclass, fields, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from nas.errors import SpecError
 
@@ -268,9 +268,4 @@ class ArchSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def spec_from_stages(stages: Iterable[StageSpec], **kwargs: Any) -> ArchSpec:
-    """Convenience constructor used by presets and search spaces."""
-    return ArchSpec(stages=tuple(stages), **kwargs)
-
-
-__all__ = ["ArchSpec", "StageSpec", "BLOCK_TYPES", "ACTIVATIONS", "NORMS", "spec_from_stages"]
+__all__ = ["ArchSpec", "StageSpec", "BLOCK_TYPES", "ACTIVATIONS", "NORMS"]

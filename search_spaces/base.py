@@ -49,14 +49,6 @@ def parse_op(op: str) -> tuple[str, float | None]:
     return block, (float(expansion) if expansion is not None else None)
 
 
-def op_name(block: str, expansion: float, with_expansion: bool = True) -> str:
-    """The inverse of :func:`parse_op`."""
-    prefix = {"conv": "conv", "ds": "ds", "mbconv": "mbconv", "fused_mbconv": "fused"}[block]
-    if block in ("conv", "ds") or not with_expansion:
-        return prefix
-    return f"{prefix}{expansion:g}"
-
-
 @dataclass(frozen=True)
 class StageBase:
     """One backbone stage: the base value of each decision plus the fixed stride."""
