@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,6 +162,24 @@ def test_overrides_of_classes_and_input_channels():
     small = spec.with_(num_classes=10, in_chans=1)
     assert sum(p.numel() for p in model.parameters()) == count(small).params
     assert model.eval().forward_features(torch.zeros(1, 1, 32, 32)).shape == (1, 1280)
+
+
+def readme_example() -> str:
+    """The code block the README marks as the drop-in example, exactly as written there."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    marker = text.index("<!-- drop-in example:")
+    start = text.index("```python\n", marker) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+def test_the_readme_drop_in_example_trains():
+    namespace: dict = {"__name__": "readme_example"}
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # drop-connect draws from the global generator: make this run repeatable
+        exec(compile(readme_example(), "README.md (drop-in example)", "exec"), namespace)
+    model, losses = namespace["model"], namespace["losses"]
+    assert any(isinstance(m, MBConv) for m in model.modules())
+    assert len(losses) == 40 and np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
 
 
 def read_idx(path, count_: int) -> np.ndarray:
