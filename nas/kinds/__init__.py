@@ -21,6 +21,8 @@ NORMS = Registry("norm", {
     "batchnorm": "nas.kinds.batchnorm:KIND",
     "groupnorm": "nas.kinds.groupnorm:KIND",
     "layernorm": "nas.kinds.layernorm:KIND",
+    "layernorm_pn": "nas.kinds.proxynorm:LAYERNORM_PN",
+    "groupnorm_pn": "nas.kinds.proxynorm:GROUPNORM_PN",
 })
 
 ACTIVATIONS = Registry("activation", {
