@@ -79,6 +79,28 @@ def fashion_dir() -> Path:
     return shared_dir("fashion-mnist")
 
 
+def _train_steps(model, images, labels, optimizer, steps: int, batch: int, seed: int = 0) -> list[float]:
+    """``steps`` steps of cross-entropy on random batches (a seeded generator); the losses."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(images), (batch,), generator=gen)
+        loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.fixture(scope="session")
+def train_steps():
+    """A few real training steps: ``train_steps(model, images, labels, optimizer, steps, batch)`` -> losses."""
+    return _train_steps
+
+
 @pytest.fixture
 def one_thread():
     """Run torch on one thread for the test: on a small shared machine, two OpenMP threads that

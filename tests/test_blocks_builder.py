@@ -191,7 +191,7 @@ def read_idx(path, count_: int) -> np.ndarray:
     return array[:count_]
 
 
-def test_a_small_network_learns_mnist(mnist_dir):
+def test_a_small_network_learns_mnist(mnist_dir, train_steps):
     images = torch.from_numpy(read_idx(mnist_dir / "train-images-idx3-ubyte.gz", 512).copy()).float()
     labels = torch.from_numpy(read_idx(mnist_dir / "train-labels-idx1-ubyte.gz", 512).astype(np.int64))
     images = ((images / 255.0 - 0.1307) / 0.3081).unsqueeze(1)
@@ -204,15 +204,7 @@ def test_a_small_network_learns_mnist(mnist_dir):
                                    dropout=0.0, norm="groupnorm")
     model = build_model(spec, generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    gen = torch.Generator().manual_seed(0)
-    losses = []
-    for _ in range(100):
-        idx = torch.randint(0, 512, (32,), generator=gen)
-        loss = nn.functional.cross_entropy(model(images[idx]), labels[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_steps(model, images, labels, optimizer, steps=100, batch=32)
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     model.eval()
     with torch.inference_mode():

@@ -108,7 +108,7 @@ def test_proxy_statistics_are_not_state_and_follow_the_module():
 
 
 @pytest.mark.parametrize("norm", ["layernorm_pn", "groupnorm_pn"])
-def test_a_small_network_learns_with_proxy_norm(norm):
+def test_a_small_network_learns_with_proxy_norm(norm, train_steps):
     from nas.data import load_dataset
 
     data = load_dataset("digits")
@@ -118,16 +118,7 @@ def test_a_small_network_learns_with_proxy_norm(norm):
                                    dropout=0.0, drop_connect_rate=0.0)
     model = build_model(spec, generator=torch.Generator().manual_seed(0))
     assert count(spec).params == sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    losses = []
-    for _ in range(60):
-        idx = torch.randint(0, len(x), (64,), generator=gen)
-        loss = nn.functional.cross_entropy(model(x[idx]), data.train_y[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_steps(model, x, data.train_y, torch.optim.AdamW(model.parameters(), lr=3e-3), steps=60, batch=64)
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
     model.eval()
     with torch.inference_mode():
