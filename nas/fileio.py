@@ -32,6 +32,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     _atomic(path, write)
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    _atomic(path, write)
+
+
 def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
