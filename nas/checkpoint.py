@@ -8,7 +8,10 @@ code from it (tensors, strings, numbers, lists, dicts only)::
              resolution is the one it is evaluated at),
      "state_dict": {name: tensor},            # the raw weights
      "ema_state_dict": {name: tensor} | None, # the exponential moving average of the weights
-     "config": {...},                          # how it was trained (JSON-like)
+     "config": {...},                          # how it was trained (JSON-like); nas train writes
+                                               # "normalization": {"mean": [...], "std": [...]} (per
+                                               # channel, on the 0..1 scale), "classes", "dataset",
+                                               # "flat" (every training setting), "transfer"
      "metrics": {...}}                         # final measurements (JSON-like)
 
 Everything that reads a checkpoint goes through :func:`load_model_checkpoint`, so a missing,
@@ -45,8 +48,16 @@ class ModelCheckpoint:
         if not ema:
             return self.state_dict
         if self.ema_state_dict is None:
-            raise StorageError(f"{self.path or 'checkpoint'}: holds no EMA weights (trained without --ema)")
+            raise StorageError(f"{self.path or 'checkpoint'}: holds no EMA weights (trained with ema_decay 0)")
         return self.ema_state_dict
+
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """Per-channel (mean, std) on the 0..1 scale that inputs were normalized with in training:
+        ``x = (pixel / 255 - mean) / std``. None when the file does not say."""
+        norm = self.config.get("normalization") if isinstance(self.config, Mapping) else None
+        if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
+            return None
+        return tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
 
 
 def save_model_checkpoint(path: str | Path, spec: ArchSpec, state_dict: Mapping[str, Any],

@@ -8,7 +8,8 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from nas.data import load_dataset
-from nas.data.augment import AugmentConfig, Augmenter, crop_flip, cutmix, mix, mixup, resize_images
+from nas.data.augment import (AugmentConfig, Augmenter, crop_flip, cutmix, mix, mixup, random_resized_crop,
+                              resize_images)
 from nas.data.randaugment import GEOMETRIC_OPS, OPS, apply_op, rand_augment
 from nas.data.sources import TensorSource, ordered_batches
 
@@ -111,7 +112,8 @@ def test_rand_augment_keeps_shape_range_and_is_seeded(digits):
 
 
 @pytest.mark.parametrize("config", [AugmentConfig(), AugmentConfig(magnitude=10), AugmentConfig(mixup_alpha=0.2),
-                                    AugmentConfig(cutmix_alpha=1.0), AugmentConfig(2, True, 15, 0.2, 0.2, 3)])
+                                    AugmentConfig(cutmix_alpha=1.0), AugmentConfig(scale_min=0.25),
+                                    AugmentConfig(2, True, 15, 0.2, 0.2, 3, 0.5)])
 def test_train_batch_shapes_soft_labels_and_seed(digits, config):
     aug = Augmenter(digits.mean, digits.std, "cpu", num_classes=10)
     x, y = resize_images(digits.train_x[:50], 16), digits.train_y[:50]
@@ -127,6 +129,18 @@ def test_train_batch_shapes_soft_labels_and_seed(digits, config):
         assert torch.equal(targets, y)
     if config == AugmentConfig():  # magnitude 0, no crop, no flip, no mixing: exactly the plain input
         assert torch.equal(images, aug.to_float(x))
+
+
+def test_random_resized_crop_magnifies():
+    # A white square in the middle of a black image: every crop shows it at least as large.
+    x = torch.zeros(32, 1, 16, 16)
+    x[:, :, 6:10, 6:10] = 255
+    crops = random_resized_crop(x, 0.25, torch.Generator().manual_seed(0))
+    again = random_resized_crop(x, 0.25, torch.Generator().manual_seed(0))
+    assert crops.shape == x.shape and torch.equal(crops, again)
+    assert float(crops.min()) >= 0 and float(crops.max()) <= 255
+    bright = (crops > 127).flatten(1).sum(1)
+    assert float(bright.float().mean()) > 16  # the 4 x 4 square covers more pixels on average
 
 
 def test_mixup_and_cutmix_weights_match_the_images():

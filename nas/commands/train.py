@@ -10,7 +10,7 @@ from typing import Any
 # Flags whose argparse dest is a TrainConfig field (see TrainConfig.flat). They default to None so
 # that a resumed training can tell a flag that was given (and must agree) from one that was not.
 CONFIG_DESTS = ("epochs", "steps", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs",
-                "label_smoothing", "seed", "compile", "magnitude", "ra_layers", "mixup_alpha", "cutmix_alpha",
+                "label_smoothing", "seed", "compile", "scale_min", "magnitude", "ra_layers", "mixup_alpha", "cutmix_alpha",
                 "ema_decay", "progressive", "ibase", "min_magnitude", "dataset", "data_dir", "test",
                 "test_resolutions", "finetune_at", "finetune_epochs", "init", "freeze")
 
@@ -69,6 +69,8 @@ def add_parser(sub: Any) -> None:
     opt.add_argument("--seed", type=int, default=None, help="seed of the weights, batch order, augmentation and "
                                                            "the minival split (default 0)")
     reg = p.add_argument_group("augmentation and progressive learning")
+    reg.add_argument("--scale-min", type=float, default=None,
+                     help="random-resized crop of area SCALE_MIN..1 of the image (default 1: off)")
     reg.add_argument("--magnitude", type=float, default=None,
                      help="RandAugment magnitude, 0..30 (default 0: off); with --progressive the last stage's")
     reg.add_argument("--ra-layers", type=int, default=None, help="RandAugment operations per image (default 2)")

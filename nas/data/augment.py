@@ -4,7 +4,8 @@ The dataset is resized once to the training resolution (:func:`resize_images`, u
 every batch goes through :meth:`Augmenter.train_batch`, in the order of the released EfficientNetV2
 input pipeline:
 
-1. random crop with zero padding and horizontal flip, fused into a single gather (uint8);
+1. random crop with zero padding and horizontal flip, fused into a single gather (uint8); with
+   ``scale_min`` < 1 also an Inception-style random-resized crop (:func:`random_resized_crop`);
 2. RandAugment (:mod:`nas.data.randaugment`) at ``magnitude`` on the 0..255 scale;
 3. conversion to float with normalization folded into one multiply-add;
 4. mixup and / or cutmix within the batch, with soft labels (:func:`mix`).
@@ -53,7 +54,7 @@ def resize_images(x: torch.Tensor, resolution: int, chunk: int = 2048) -> torch.
 class AugmentConfig:
     """What :class:`Augmenter` does to a training batch. ``magnitude`` (RandAugment's level, with
     ``ra_layers`` operations per image), ``mixup_alpha`` and ``cutmix_alpha`` of 0 turn those off;
-    ``crop_padding`` 0 turns the random crop off."""
+    ``crop_padding`` 0 turns the random crop off; ``scale_min`` 1 turns the random-resized crop off."""
 
     crop_padding: int = 0
     hflip: bool = False
@@ -61,6 +62,7 @@ class AugmentConfig:
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     ra_layers: int = 2
+    scale_min: float = 1.0
 
     @property
     def mixes(self) -> bool:
@@ -94,6 +96,8 @@ class Augmenter:
         """
         if config.crop_padding > 0 or config.hflip:
             x = crop_flip(x, config.crop_padding, config.hflip, generator)
+        if config.scale_min < 1:
+            x = random_resized_crop(x, config.scale_min, generator)
         if config.magnitude > 0:
             x = rand_augment(x.float(), config.magnitude, config.ra_layers, generator)
         images = self.to_float(x)
@@ -121,6 +125,30 @@ def crop_flip(x: torch.Tensor, padding: int, hflip: bool, generator: torch.Gener
     batch = torch.arange(n, device=device).view(n, 1, 1, 1)
     chans = torch.arange(c, device=device).view(1, c, 1, 1)
     return x[batch, chans, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+
+
+def random_resized_crop(x: torch.Tensor, scale_min: float, generator: torch.Generator,
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """Inception-style crop of every image, resized back to its size: area ~ U(scale_min, 1) of the
+    image, aspect ratio log-uniform in ``ratio``, position uniform inside the image, bilinear.
+
+    One ``affine_grid`` + ``grid_sample`` for the batch; returns floats on the 0..255 scale. Objects
+    look larger than in the whole image: the train / test discrepancy that FixRes corrects by testing
+    at a higher resolution.
+    """
+    n, device = x.shape[0], x.device
+    draws = torch.rand((4, n), generator=generator, device=device)
+    area = scale_min + (1.0 - scale_min) * draws[0]
+    low, high = torch.log(torch.tensor(ratio, device=device))
+    aspect = torch.exp(low + (high - low) * draws[1])
+    w = torch.sqrt(area * aspect).clamp(max=1.0)
+    h = torch.sqrt(area / aspect).clamp(max=1.0)
+    theta = torch.zeros((n, 2, 3), device=device)
+    theta[:, 0, 0], theta[:, 1, 1] = w, h
+    theta[:, 0, 2] = (2.0 * draws[2] - 1.0) * (1.0 - w)
+    theta[:, 1, 2] = (2.0 * draws[3] - 1.0) * (1.0 - h)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False).clamp_(0.0, 255.0)
 
 
 def _beta(alpha: float, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -188,4 +216,4 @@ def _format_of(x: torch.Tensor) -> torch.memory_format:
 
 
 __all__ = ["AugmentConfig", "Augmenter", "crop_flip", "cutmix", "cutmix_masks", "default_crop_padding", "mix",
-           "mixup", "resize_images"]
+           "mixup", "random_resized_crop", "resize_images"]

@@ -22,8 +22,12 @@ The package keeps training one model apart from measuring it, and recipes apart 
 
 from nas.training.budget import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, TrainBudget, make_optimizer
 from nas.training.candidate import EVALUATE_ON, train_candidate
+from nas.training.config import TrainConfig
 from nas.training.evaluate import Evaluation, evaluate
+from nas.training.progressive import Progressive
+from nas.training.run import TrainResult, train_model
 from nas.training.schedules import bn_momentum_for, lr_factor, warmup_steps_for
 
-__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "EVALUATE_ON", "Evaluation", "OPTIMIZERS", "TrainBudget",
-           "bn_momentum_for", "evaluate", "lr_factor", "make_optimizer", "train_candidate", "warmup_steps_for"]
+__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "EVALUATE_ON", "Evaluation", "OPTIMIZERS", "Progressive",
+           "TrainBudget", "TrainConfig", "TrainResult", "bn_momentum_for", "evaluate", "lr_factor", "make_optimizer",
+           "train_candidate", "train_model", "warmup_steps_for"]

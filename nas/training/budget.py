@@ -31,6 +31,7 @@ class TrainBudget:
     ``resolution`` is the (final) training image size (None: the spec's own).
     ``hflip`` None takes the dataset's default; ``crop_padding`` None takes the dataset's default
     (``Dataset.crop_fraction`` of the resolution: 0 for digits and (Fashion-)MNIST, 1/8 else).
+    ``scale_min`` < 1 adds an Inception-style random-resized crop of area ``scale_min``..1.
     ``magnitude`` (RandAugment's level, 0 = off, ``ra_layers`` operations per image),
     ``mixup_alpha`` and ``cutmix_alpha`` (0 = off) are the regularization knobs that progressive
     learning schedules (there they are the final stage's values). ``ema_decay`` > 0 keeps an
@@ -58,6 +59,7 @@ class TrainBudget:
     eval_batch_size: int = 512
     hflip: bool | None = None
     crop_padding: int | None = None
+    scale_min: float = 1.0
     magnitude: float = 0.0
     ra_layers: int = 2
     mixup_alpha: float = 0.0
@@ -104,6 +106,8 @@ class TrainBudget:
             raise bad("eval_batch_size", "must be an integer >= 1")
         if self.crop_padding is not None and not (integer(self.crop_padding) and self.crop_padding >= 0):
             raise bad("crop_padding", "must be an integer >= 0")
+        if not (number(self.scale_min) and 0 < self.scale_min <= 1):
+            raise bad("scale_min", "must be in (0, 1] (1 turns the random-resized crop off)")
         if not (number(self.magnitude) and 0 <= self.magnitude <= 30):
             raise bad("magnitude", "must be in [0, 30]")
         if not (integer(self.ra_layers) and 1 <= self.ra_layers <= 8):

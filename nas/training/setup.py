@@ -70,7 +70,7 @@ def base_settings(data: Dataset, budget: TrainBudget, resolution: int) -> StepSe
     return StepSettings(resolution, AugmentConfig(
         crop_padding=padding, hflip=data.hflip if budget.hflip is None else budget.hflip,
         magnitude=float(budget.magnitude), mixup_alpha=float(budget.mixup_alpha),
-        cutmix_alpha=float(budget.cutmix_alpha), ra_layers=budget.ra_layers))
+        cutmix_alpha=float(budget.cutmix_alpha), ra_layers=budget.ra_layers, scale_min=float(budget.scale_min)))
 
 
 def step_counts(n_train: int, batch_size: int, epochs: float, steps: int | None = None) -> tuple[int, int, int]:
