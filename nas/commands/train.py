@@ -152,8 +152,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ConfigError("resume needs out (the folder holding last.pt)", field="resume")
     config = _config(args)
-    result = train_model(_spec(args), config, args.out, resume=args.resume, device=args.device,
-                         progress=not args.json)
+    result = train_model(_spec(args), config, args.out, resume=args.resume, device=args.device, progress=True)
     if args.json:
         json.dump({**result.to_dict(), "dataset": config.dataset, "device": args.device, "config": config.flat(),
                    "budget": config.budget.to_dict(), "evaluated_on": "minival"}, sys.stdout, indent=2)

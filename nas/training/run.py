@@ -38,6 +38,7 @@ from torch import nn
 
 from nas.checkpoint import load_model_checkpoint, save_model_checkpoint
 from nas.data.base import Dataset
+from nas.data.sources import ImageSource
 from nas.device import resolve_device
 from nas.errors import StorageError
 from nas.metrics import Metrics, pack_correct
@@ -153,6 +154,14 @@ class _Run:
     prior_train_s: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
     transfer: dict[str, str] = field(default_factory=dict)
+    start: float = field(default_factory=time.perf_counter)
+    _test: ImageSource | None = None
+
+    def test_source(self) -> ImageSource:
+        """The test split, read once."""
+        if self._test is None:
+            self._test = self.data.source("test", self.session.device)
+        return self._test
 
     def models(self) -> dict[str, nn.Module]:
         """The weight sets carried through evaluation, FixRes and saving."""
@@ -190,6 +199,7 @@ def train_model(spec: Any, config: TrainConfig | None = None, out: str | Path | 
     from nas.api import load_spec
     from nas.data import load_dataset
 
+    start = time.perf_counter()
     config = config or TrainConfig()
     budget = config.budget
     device = resolve_device(device)
@@ -224,7 +234,7 @@ def train_model(spec: Any, config: TrainConfig | None = None, out: str | Path | 
                           train_mode=frozen_train_mode if config.freeze == "backbone" else default_train_mode)
         ema = WeightAverage(session.model, budget.ema_decay) if budget.ema_decay > 0 else None
         run = _Run(spec=session.spec, config=config, data=data, session=session, ema=ema, folder=folder,
-                   timer=StepTimer(device), transfer=transfer)
+                   timer=StepTimer(device), transfer=transfer, start=start)
         if stored is not None:
             restore_train_state(stored, session.state, ema, device, folder.file(STATE_FILE))
             run.history = list(stored["history"])
@@ -262,7 +272,7 @@ def _hooks(run: _Run, memory: MemoryPeak, progress: bool, console: Console) -> l
     evaluators: list[Hook] = []
     sources = [("minival", session.minival)]
     if run.config.test:
-        sources.append(("test", run.data.source("test", session.device)))
+        sources.append(("test", run.test_source()))
     for split, source in sources:
         for name, model in run.models().items():
             prefix = split if name == "raw" else f"ema_{split}"
@@ -279,7 +289,7 @@ def _evaluations(run: _Run, resolution: int) -> dict[str, Any]:
     session, budget = run.session, run.config.budget
     splits = {"minival": session.minival}
     if run.config.test:
-        splits["test"] = run.data.source("test", session.device)
+        splits["test"] = run.test_source()
     out: dict[str, Any] = {}
     for name, model in run.models().items():
         for split, source in splits.items():
@@ -299,7 +309,7 @@ def _fixres(run: _Run) -> dict[str, Any]:
             rows.append({"weights": name, "resolution": r, "minival_accuracy": result.accuracy,
                          "minival_loss": result.loss})
     if run.config.test:
-        test = run.data.source("test", session.device)
+        test = run.test_source()
         for row in rows:
             model = run.models()[row["weights"]]
             row["test_accuracy"] = evaluate(model, test, row["resolution"], session.augmenter,
@@ -347,7 +357,7 @@ def _finish(run: _Run, memory: MemoryPeak, resumed_at: int, progress: bool, cons
     cost = count(saved)
     metrics = Metrics(status="ok", accuracy=final.accuracy, loss=final.loss, params=cost.params, macs=cost.macs,
                       proxy_macs=count(saved, session.resolution).macs, step_time_ms=run.timer.median_ms(),
-                      latency_ms=latency, latency_batch_ms=latency_batch, wall_time_s=run.timer.total_s,
+                      latency_ms=latency, latency_batch_ms=latency_batch, wall_time_s=time.perf_counter() - run.start,
                       train_time_s=run.prior_train_s + run.timer.total_s,
                       epochs=round(session.plan.epochs_done(session.state.step), 4), peak_memory_mb=memory.peak_mb(),
                       history=tuple(row["minival_accuracy"] for row in run.history),
