@@ -87,16 +87,22 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
         raise StorageError(f"{path}: unreadable {what} ({reason})") from None
 
 
+def read_format(path: str | Path, what: str, fmt: str, version: int, expected: str) -> Mapping[str, Any]:
+    """A torch file that must be a dict tagged ``{"format": fmt, "version": version}``; ``what`` and
+    ``expected`` (which file it should have been) word the StorageError."""
+    data = read_torch_file(path, what)
+    if not isinstance(data, Mapping) or data.get("format") != fmt:
+        raise StorageError(f"{path}: not a scalenas {what} (no format {fmt!r}); expected {expected}")
+    if data.get("version") != version:
+        raise StorageError(f"{path}: {what} version {data.get('version')!r} is not supported "
+                           f"(this toolkit reads version {version})")
+    return data
+
+
 def load_model_checkpoint(path: str | Path) -> ModelCheckpoint:
     """Read and check a ``model.pt``; one StorageError line for anything that is not a usable model."""
     path = Path(path)
-    data = read_torch_file(path, "model checkpoint")
-    if not isinstance(data, Mapping) or data.get("format") != MODEL_FORMAT:
-        raise StorageError(f"{path}: not a scalenas model checkpoint (no format {MODEL_FORMAT!r}); "
-                           "expected the model.pt written by nas train")
-    if data.get("version") != MODEL_VERSION:
-        raise StorageError(f"{path}: model checkpoint version {data.get('version')!r} is not supported "
-                           f"(this toolkit reads version {MODEL_VERSION})")
+    data = read_format(path, "model checkpoint", MODEL_FORMAT, MODEL_VERSION, "the model.pt written by nas train")
     try:
         spec = ArchSpec.from_dict(data.get("spec"))
     except SpecError as exc:
@@ -136,4 +142,4 @@ def build_trained_model(checkpoint: ModelCheckpoint, ema: bool = False) -> Any:
 
 
 __all__ = ["MODEL_FORMAT", "MODEL_VERSION", "ModelCheckpoint", "build_trained_model", "first_mismatch",
-           "load_model_checkpoint", "read_torch_file", "save_model_checkpoint"]
+           "load_model_checkpoint", "read_format", "read_torch_file", "save_model_checkpoint"]

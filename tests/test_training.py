@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,17 +13,7 @@ from nas.presets import preset
 from nas.scaling import scale_spec
 from nas.training import TrainBudget, bn_momentum_for, lr_factor, train_candidate, warmup_steps_for
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Other test files may run beside this one on 2 cores: two OpenMP threads per process then
-    oversubscribe the machine and steps slow down many times over; one thread degrades gracefully.
-    (The library never sets thread counts itself; this is the caller's choice.)"""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")

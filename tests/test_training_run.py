@@ -14,7 +14,7 @@ from torch import nn
 from nas.api import load_spec
 from nas.checkpoint import build_trained_model, load_model_checkpoint
 from nas.data import load_dataset
-from nas.data.augment import Augmenter
+from nas.data.augment import AugmentConfig, Augmenter
 from nas.errors import ConfigError, StorageError
 from nas.presets import preset
 from nas.scaling import scale_spec
@@ -27,15 +27,8 @@ from nas.training.progressive import Progressive
 from nas.training.run import train_model
 from nas.training.schedules import StepSettings
 from nas.training.transfer import adapt_stem, load_pretrained
-from nas.data.augment import AugmentConfig
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +44,7 @@ BUDGET = TrainBudget(epochs=2, batch_size=64, ema_decay=0.9, magnitude=8, mixup_
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, digits):
+def trained(tmp_path_factory, digits, one_thread_module):
     """One small progressive training with EMA and the test split, written to a folder."""
     out = tmp_path_factory.mktemp("trained")
     config = TrainConfig(budget=BUDGET, progressive=Progressive(2), test=True)

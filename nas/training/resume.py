@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import torch
 
-from nas.checkpoint import read_torch_file
+from nas.checkpoint import read_format
 from nas.errors import StorageError
 from nas.fileio import atomic_torch_save
 from nas.training.ema import WeightAverage
@@ -62,13 +62,7 @@ def save_train_state(path: str | Path, *, spec: Mapping[str, Any], config: Mappi
 
 def load_train_state(path: str | Path) -> dict[str, Any]:
     """Read and check ``last.pt``; one StorageError line for anything unusable."""
-    data = read_torch_file(path, "training state")
-    if not isinstance(data, Mapping) or data.get("format") != STATE_FORMAT:
-        raise StorageError(f"{path}: not a scalenas training state (no format {STATE_FORMAT!r}); "
-                           "expected the last.pt written by nas train")
-    if data.get("version") != STATE_VERSION:
-        raise StorageError(f"{path}: training state version {data.get('version')!r} is not supported "
-                           f"(this toolkit reads version {STATE_VERSION})")
+    data = read_format(path, "training state", STATE_FORMAT, STATE_VERSION, "the last.pt written by nas train")
     missing = [k for k in ("phase", "spec", "config", "step", "model", "optimizer", "generator", "global_rng",
                            "history") if k not in data]
     if missing or data["phase"] not in PHASES:
