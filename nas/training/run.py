@@ -133,8 +133,8 @@ class _Recorder(Hook):
         run.history.append(history_row(summary))
         if run.folder is None:
             return
+        run.save_state("training")  # first: history.csv never shows an epoch that last.pt lacks
         write_history(run.folder.file(HISTORY_FILE), run.history)
-        run.save_state("training")
         if time.perf_counter() - self.last_plot > CURVES_EVERY_S:
             run.plot()
             self.last_plot = time.perf_counter()
