@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from typing import Any
 
 # Flags whose argparse dest is a TrainConfig field (see TrainConfig.flat). They default to None so
@@ -32,11 +33,12 @@ def add_parser(sub: Any) -> None:
 
     p = sub.add_parser(
         "train", help="train one architecture into a model (checkpoints, resume, recipes, learning curves)",
-        description="Train one architecture on a dataset. SPEC is a preset name, a spec JSON file, a run's b0.json, "
-                    "a trained model.pt or block strings. With --out DIR it writes model.pt (weights, spec, "
-                    "configuration, metrics), last.pt after every epoch (for --resume), history.csv and curves.png; "
-                    "without --out it trains and prints the metrics. --width/--depth/--resolution shrink the spec "
-                    "first, as a search's proxy does.",
+        description=textwrap.fill(
+            "Train one architecture on a dataset. SPEC is a preset name, a spec JSON file, a run's b0.json, "
+            "a trained model.pt or block strings. With --out DIR it writes model.pt (weights, spec, "
+            "configuration, metrics), last.pt after every epoch (for --resume), history.csv and curves.png; "
+            "without --out it trains and prints the metrics. --width/--depth/--resolution shrink the spec "
+            "first, as a search's proxy does.", 100),
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", metavar="SPEC", help="preset name, spec JSON file, b0.json, model.pt or block strings")
     data = p.add_argument_group("data and output")
