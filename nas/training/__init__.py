@@ -15,7 +15,11 @@ The package keeps training one model apart from measuring it, and recipes apart 
 ``fixres.py``          evaluation at several resolutions, classifier + BatchNorm fine-tuning
 ``transfer.py``        initialization from a trained model.pt (new head, adapted stem, freezing)
 ``resume.py``          the resumable training state (last.pt), RNG states included
+``outputs.py``         the output folder of ``nas train`` and what protects it
 ``history.py``         history.csv and curves.png
+``config.py``          :class:`TrainConfig`: the budget plus data, recipes and test settings
+``parts.py``           the classifier, stem and BatchNorm layers of a built network
+``progress.py``        the progress bar and epoch lines
 ``run.py``             :func:`train_model`: ``nas train`` (checkpoints, resume, recipes, outputs)
 =====================  =========================================================================
 """

@@ -50,12 +50,12 @@ from nas.training.fixres import evaluate_at, finetune_at, finetune_plan
 from nas.training.history import history_row, plot_curves, write_history
 from nas.training.loop import EpochSummary, Hook, TrainState, default_train_mode, fit
 from nas.training.measure import MemoryPeak, StepTimer, extra_step_times, inference_latency
+from nas.training.outputs import CURVES_FILE, HISTORY_FILE, MODEL_FILE, STATE_FILE, RunFolder, stored_config
 from nas.training.progress import ProgressBar
-from nas.training.resume import load_train_state, restore_train_state, save_train_state
+from nas.training.resume import restore_train_state, save_train_state
 from nas.training.setup import Session, prepare, seeded_global_rng
 from nas.training.transfer import freeze_backbone, frozen_train_mode, load_checkpoint_for_init, load_pretrained
 
-MODEL_FILE, STATE_FILE, HISTORY_FILE, CURVES_FILE = "model.pt", "last.pt", "history.csv", "curves.png"
 CURVES_EVERY_S = 30.0  # redraw curves.png during training at most this often (and always at the end)
 
 
@@ -76,49 +76,6 @@ class TrainResult:
     def to_dict(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), "metrics": self.metrics.to_dict(), "results": self.results,
                 "out": str(self.out) if self.out else None, "resumed_at_step": self.resumed_at_step}
-
-
-@dataclass
-class RunFolder:
-    """The output folder of one training and the rules that protect what it holds."""
-
-    path: Path
-
-    def __post_init__(self) -> None:
-        self.path = Path(self.path).expanduser()
-
-    def file(self, name: str) -> Path:
-        return self.path / name
-
-    def check(self, resume: bool) -> dict[str, Any] | None:
-        """The stored state when resuming; otherwise make sure nothing would be overwritten."""
-        if self.path.exists() and not self.path.is_dir():
-            raise StorageError(f"{self.path}: exists and is not a folder", field="out")
-        state = self.file(STATE_FILE)
-        if resume:
-            if not state.is_file():
-                raise StorageError(f"{state}: nothing to resume (no such file)", field="resume")
-            return load_train_state(state)
-        held = [name for name in (MODEL_FILE, STATE_FILE) if self.file(name).exists()]
-        if held:
-            raise StorageError(f"{self.path} already holds a training ({', '.join(held)}); resume it or choose "
-                               "another output folder", field="out")
-        return None
-
-    def create(self) -> None:
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"{self.path}: cannot create the output folder ({exc.strerror or exc})",
-                               field="out") from None
-
-
-def stored_config(out: str | Path) -> TrainConfig | None:
-    """The configuration a ``last.pt`` in ``out`` was written with (None when there is none)."""
-    path = RunFolder(Path(out)).file(STATE_FILE)
-    if not path.is_file():
-        return None
-    return TrainConfig.from_flat(load_train_state(path)["config"]["flat"])
 
 
 class _Recorder(Hook):
@@ -384,5 +341,4 @@ def _finished(folder: RunFolder, stored: dict[str, Any]) -> TrainResult:
                        out=folder.path, resumed_at_step=int(stored["step"]))
 
 
-__all__ = ["CURVES_FILE", "HISTORY_FILE", "MODEL_FILE", "RunFolder", "STATE_FILE", "TrainResult", "stored_config",
-           "train_model"]
+__all__ = ["TrainResult", "stored_config", "train_model"]
