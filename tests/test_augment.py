@@ -92,6 +92,11 @@ def test_geometric_operations(rgb):
     quarter = apply_op("Rotate", square, 30, sign=1.0)  # 30 * 30/10 = 90 degrees about the centre
     assert torch.equal(quarter, torch.rot90(square, 1, dims=(2, 3))) or \
         torch.equal(quarter, torch.rot90(square, -1, dims=(2, 3)))
+    ramp = torch.arange(8).float().view(1, 1, 1, 8).expand(1, 1, 8, 8)
+    sheared = apply_op("ShearX", ramp, 10, sign=1.0)  # x_in = x + 0.3 y: row y shifts by round(0.3 y)
+    for y in range(8):
+        k = int(0.3 * y + 0.5)
+        assert torch.equal(sheared[0, 0, y, :8 - k], ramp[0, 0, y, k:]), y
     shift = 100 / 224 * 9 * 0.5  # TranslateX at magnitude 5: +-(100/224) * 0.5 of the side
     moved = apply_op("TranslateX", square, 5, sign=1.0)
     k = round(shift)

@@ -223,7 +223,7 @@ def warp_nearest(x: torch.Tensor, theta: torch.Tensor, fill: float = FILL) -> to
     ys, xs = torch.meshgrid(torch.arange(h, dtype=theta.dtype, device=x.device),
                             torch.arange(w, dtype=theta.dtype, device=x.device), indexing="ij")
     grid = torch.stack([xs.reshape(-1), ys.reshape(-1), torch.ones(h * w, dtype=theta.dtype, device=x.device)])
-    source = torch.matmul(theta, grid).round_()  # (M, 2, HW)
+    source = torch.floor(torch.matmul(theta, grid) + 0.5)  # (M, 2, HW); nearest, halves up (not to even)
     sx, sy = source[:, 0], source[:, 1]
     inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)
     index = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)).long()
