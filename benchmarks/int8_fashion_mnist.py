@@ -52,7 +52,7 @@ def train(spec_source: str, data, epochs: float, seed: int, out: Path) -> Path:
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = bn_momentum_for(steps_per_epoch)
-    optimizer = make_optimizer(model, budget, torch.device("cpu"))
+    optimizer = make_optimizer(model, budget)
     base = [group["lr"] for group in optimizer.param_groups]
     augmenter = Augmenter(data.mean, data.std, "cpu")
     config = AugmentConfig(hflip=True)

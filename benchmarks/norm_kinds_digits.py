@@ -21,6 +21,7 @@ from nas.data import load_dataset
 from nas.kinds import NORMS
 from nas.presets import preset
 from nas.training import TrainBudget, train_candidate
+from nas.training.budget import peak_learning_rate
 from search_spaces import ProxyConfig, make_space
 
 
@@ -40,17 +41,16 @@ def main() -> None:
         budget = replace(budget, epochs=args.epochs)
     if args.lr is not None:
         budget = replace(budget, lr=args.lr)
-    print(f"budget: {budget.epochs:g} epochs, batch {budget.batch_size}, {budget.optimizer} at peak lr "
-          f"{budget.learning_rate:g}; "
+    print(f"budget: {budget.epochs:g} epochs, batch {budget.batch_size}, {budget.optimizer}; "
           f"{torch.get_num_threads()} torch thread(s)")
-    print("| norm | seed | minival top-1 | params | MACs (32 px) | train s | step ms (median) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| norm | seed | peak lr | minival top-1 | params | MACs (32 px) | train s | step ms (median) |")
+    print("|---|---|---|---|---|---|---|---|")
     for norm in args.norms:
         spec = space.proxy(preset("efficientnet-b0").with_(norm=norm), ProxyConfig(), data.num_classes, data.in_chans)
         for seed in args.seeds:
             m = train_candidate(spec, data, replace(budget, seed=seed), "cpu")
             accuracy = f"{m.accuracy:.4f}" if m.accuracy is not None else f"{m.status}: {m.error[:60]}"
-            print(f"| {norm} | {seed} | {accuracy} | {m.params:,} | {m.macs:,} | {m.train_time_s:.1f} | "
+            print(f"| {norm} | {seed} | {peak_learning_rate(budget, norm):g} | {accuracy} | {m.params:,} | {m.macs:,} | {m.train_time_s:.1f} | "
                   f"{m.step_time_ms:.0f} |", flush=True)
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import uuid
 import warnings
 from dataclasses import dataclass, field, replace
@@ -125,9 +126,18 @@ def _open_storage(url: str):
         if url.startswith("postgresql"):
             kwargs["engine_kwargs"]["connect_args"] = {"connect_timeout": 10}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, **kwargs)
+        for attempt in range(5):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                # Two processes opening one new database at once: both create the schema, one of them
+                # finds the other's tables. The schema is there now: open it again.
+                if "already exists" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
     except ModuleNotFoundError as exc:  # the URL names a database whose driver is not installed
         hint = " (pip install 'psycopg[binary]', or pip install -e '.[postgresql]')" if "psycopg" in str(exc) \
             else ""

@@ -33,7 +33,7 @@ def digits_checkpoint(tmp_path_factory):
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.momentum = 0.1  # running statistics that follow 150 steps
-        optimizer = make_optimizer(model, TrainBudget(batch_size=64, lr=0.01), torch.device("cpu"))
+        optimizer = make_optimizer(model, TrainBudget(batch_size=64, lr=0.01))
         augmenter = Augmenter(data.mean, data.std, "cpu")
         images = resize_images(data.train_x, 16)
         model.train()

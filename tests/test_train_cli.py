@@ -137,7 +137,7 @@ def _error(capsys, argv: list[str]) -> str:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dataset", "svhn"], "error: --dataset: unknown dataset 'svhn'; valid:"),
+    (["--dataset", "svhn"], "error: unknown dataset 'svhn'; valid:"),
     (["--dataset", "mnist"], "error: dataset 'mnist' needs --data-dir"),
     (["--dataset", "mnist", "--data-dir", "/no/such/dir"], "error: /no/such/dir: data folder not found"),
     (["--epochs", "0"], "error: --epochs must be a number > 0, got 0"),

@@ -163,3 +163,14 @@ def test_fashion_mnist_proxy_learns(fashion_dir):
     data = load_dataset("fashion-mnist", fashion_dir)
     m = train_candidate(proxy(), data, TrainBudget(steps=60, warmup_epochs=0.02), "cpu")
     assert m.ok and m.accuracy > 0.4  # chance is 0.1 after 0.14 epoch
+
+
+def test_the_default_peak_rate_follows_the_norm_kind():
+    """Batch-independent norms train at a quarter of BatchNorm's default rate (BENCHMARKS.md, norm kinds)."""
+    from nas.training.budget import peak_learning_rate
+
+    budget = TrainBudget()
+    assert peak_learning_rate(budget, "batchnorm") == budget.learning_rate
+    for norm in ("groupnorm", "layernorm", "layernorm_pn", "groupnorm_pn"):
+        assert peak_learning_rate(budget, norm) == pytest.approx(budget.learning_rate / 4)
+    assert peak_learning_rate(replace(budget, lr=0.01), "layernorm_pn") == 0.01  # an explicit rate wins

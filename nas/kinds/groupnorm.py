@@ -24,6 +24,7 @@ def groupnorm_groups(channels: int) -> int:
 
 class GroupNorm(NormKind):
     name = "groupnorm"
+    lr_scale = 0.25  # batch-independent: diverges at BatchNorm's default rate (BENCHMARKS.md, norm kinds)
 
     def build(self, channels: int, activation_follows: bool = True):
         from torch import nn

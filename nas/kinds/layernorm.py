@@ -8,6 +8,7 @@ from nas.kinds.norm import NORM_EPS, NormKind
 
 class LayerNorm(NormKind):
     name = "layernorm"
+    lr_scale = 0.25  # batch-independent: diverges at BatchNorm's default rate (BENCHMARKS.md, norm kinds)
 
     def build(self, channels: int, activation_follows: bool = True):
         from torch import nn

@@ -30,6 +30,9 @@ class NormKind:
     """Base class of a normalization kind; a subclass module registers one instance (or several)."""
 
     name: str = ""
+    # The trainer's default peak learning rate is tuned for BatchNorm; a kind that trains only at a
+    # lower rate says so here (the default budget multiplies its rate by this; an explicit lr wins).
+    lr_scale: float = 1.0
 
     def build(self, channels: int, activation_follows: bool = True) -> "nn.Module":
         """The norm layer for ``channels`` channels. ``activation_follows`` is False where the norm

@@ -101,6 +101,8 @@ class UnshiftedGroupNorm(nn.Module):
 class ProxyNormKind(NormKind):
     """A GroupNorm (``groups(channels)`` groups) followed by Proxy Normalization of its activation."""
 
+    lr_scale = 0.25  # batch-independent: diverges at BatchNorm's default rate (BENCHMARKS.md, norm kinds)
+
     def __init__(self, name: str, groups: Callable[[int], int]) -> None:
         self.name = name
         self.groups = groups

@@ -148,6 +148,21 @@ class TrainBudget:
         return cls(**dict(data))
 
 
+def peak_learning_rate(budget: TrainBudget, norm: str) -> float:
+    """The peak learning rate a network with ``norm`` trains at: the budget's ``lr`` when given, else the
+    optimizer's default for the batch size times the norm kind's ``lr_scale``.
+
+    The defaults are tuned with BatchNorm. Measured on the B0 digits proxy (BENCHMARKS.md, "Norm kinds"),
+    every batch-independent kind (groupnorm, layernorm and their Proxy Norm variants) diverges to a
+    constant output at that rate and trains to 91-95% at a quarter of it, which those kinds declare.
+    """
+    if budget.lr is not None:
+        return float(budget.lr)
+    from nas.kinds import NORMS
+
+    return budget.learning_rate * float(getattr(NORMS[norm], "lr_scale", 1.0))
+
+
 def make_optimizer(model: nn.Module, budget: TrainBudget, lr: float | None = None) -> torch.optim.Optimizer:
     """The budget's optimizer over the trainable parameters; weight decay applies to conv / linear
     weights, not to norms and biases. Each group remembers its ``peak_lr`` (restored with the
@@ -168,4 +183,5 @@ def make_optimizer(model: nn.Module, budget: TrainBudget, lr: float | None = Non
     return torch.optim.AdamW(groups, lr=peak, betas=(0.9, 0.999), fused=True)
 
 
-__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "MAX_WARMUP_FRACTION", "OPTIMIZERS", "TrainBudget", "make_optimizer"]
+__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "MAX_WARMUP_FRACTION", "OPTIMIZERS", "TrainBudget", "make_optimizer",
+           "peak_learning_rate"]

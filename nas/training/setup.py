@@ -24,7 +24,7 @@ from nas.data.augment import AugmentConfig, Augmenter, default_crop_padding
 from nas.data.base import Dataset
 from nas.data.sources import ImageSource
 from nas.spec import ArchSpec
-from nas.training.budget import TrainBudget, make_optimizer
+from nas.training.budget import TrainBudget, make_optimizer, peak_learning_rate
 from nas.training.loop import LoopPlan, TrainState, default_train_mode
 from nas.training.schedules import (SettingsAt, StepSettings, bn_momentum_for, fixed_settings,
                                     warmup_steps_for)
@@ -122,7 +122,7 @@ def prepare(spec: ArchSpec, data: Dataset, budget: TrainBudget, device: torch.de
                     settings_at=(settings or (lambda b, s, t: fixed_settings(b)))(base, steps_per_epoch, total),
                     autocast=device.type == "cuda" and budget.amp,
                     check_every=8 if device.type == "cuda" else 1)
-    state = TrainState(model=model, optimizer=make_optimizer(model, budget),
+    state = TrainState(model=model, optimizer=make_optimizer(model, budget, peak_learning_rate(budget, spec.norm)),
                        generator=torch.Generator(device=device).manual_seed(budget.seed + 1),
                        forward=torch.compile(model) if budget.compile else model, train_mode=train_mode)
     augmenter = Augmenter(data.mean, data.std, device, budget.channels_last, num_classes=data.num_classes)
