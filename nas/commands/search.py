@@ -69,8 +69,10 @@ def add_run_flags(p: Any) -> None:
     """Runner, device, storage, output folder, seed and resume flags, shared with ``nas scale grid``."""
     g = p.add_argument_group("where it runs and where it is stored")
     g.add_argument("--runner", default="local", help="local (in-process) or ray")
-    g.add_argument("--address", default=None, help="ray: cluster address (auto or ray://HOST:PORT); "
-                                                   "default starts a local Ray")
+    g.add_argument("--address", default=None, help="ray: cluster address (HOST:PORT of the head, auto or "
+                                                   "ray://HOST:PORT); default starts a local Ray")
+    g.add_argument("--node-ip-address", default=None,
+                   help="ray: this machine's Ray node address the driver attaches to (multi-homed hosts)")
     g.add_argument("--workers", type=int, default=None, help="ray: concurrent trials (default: what fits)")
     g.add_argument("--gpus-per-trial", type=float, default=None,
                    help="ray: GPUs per trial (default 1 when the cluster has GPUs, else 0)")
@@ -102,7 +104,7 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def runner_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("address", "workers", "gpus_per_trial", "cpus_per_trial", "retries", "scheduler")
+    names = ("address", "node_ip_address", "workers", "gpus_per_trial", "cpus_per_trial", "retries", "scheduler")
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
