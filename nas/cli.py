@@ -15,7 +15,7 @@ from typing import Sequence
 from nas.errors import NasError, with_flag
 
 # Subcommand modules, in the order `nas --help` lists them.
-COMMANDS = ("search", "results", "show", "train", "scale", "pareto", "export")
+COMMANDS = ("search", "results", "fidelity", "show", "train", "scale", "pareto", "export")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a bad flag (2, already reported in one line)
         return int(exc.code or 0)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial would drown the progress bar
     try:
         return int(args.func(args) or 0)
     except NasError as exc:

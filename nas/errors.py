@@ -43,8 +43,8 @@ class ConfigError(NasError):
 
 def unknown_name(kind: str, name: str, valid: "list[str] | tuple[str, ...]", error=ConfigError,
                  field: str | None = None) -> NasError:
-    """Build the standard 'unknown X' error that lists the valid names; ``field`` defaults to ``kind``."""
-    return error(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}", field=field or kind)
+    """Build the standard 'unknown X' error that lists the valid names (the message names X already)."""
+    return error(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}", field=field)
 
 
 def with_flag(error: NasError, flags: "dict[str, str]") -> str:

@@ -467,6 +467,8 @@ def analyze(frame: "pd.DataFrame", objectives: str | Objectives = DEFAULT_OBJECT
     if "trial" not in frame.columns:  # a frame from elsewhere: number rows in order
         frame = frame.assign(trial=np.arange(len(frame)))
     frame = frame.sort_values("trial", kind="stable")
+    if "stage" in frame.columns:  # re-ranked leaders and fidelity checks are re-measurements, not candidates
+        frame = frame[frame["stage"].isna() | frame["stage"].isin(["search", "grid"])]
     status = frame["status"].fillna("failed").astype(str) if "status" in frame.columns else \
         pd.Series("ok", index=frame.index)
     excluded: dict[str, int] = {}

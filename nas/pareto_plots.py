@@ -79,6 +79,18 @@ def _marked(result: ParetoResult) -> dict[str, int]:
     return {**({"B0": b0} if b0 is not None else {}), "knee": knee}
 
 
+def accuracy_errors(frame, objective: Objective) -> tuple[np.ndarray, np.ndarray] | None:
+    """(below, above) distances to the 95% Wilson interval when ``objective`` is the accuracy."""
+    if objective.name != "accuracy" or not {"accuracy_low", "accuracy_high"} <= set(frame.columns):
+        return None
+    value = frame["accuracy"].to_numpy(dtype=float)
+    low = frame["accuracy_low"].to_numpy(dtype=float)
+    high = frame["accuracy_high"].to_numpy(dtype=float)
+    if np.isnan(low).all():
+        return None
+    return np.nan_to_num(value - low), np.nan_to_num(high - value)
+
+
 def _labels(results: Sequence[ParetoResult]) -> list[str]:
     return [r.label or f"run {i + 1}" for i, r in enumerate(results)]
 
@@ -98,6 +110,11 @@ def save_png(results: Sequence[ParetoResult], path: str | Path, title: str | Non
         frame = result.candidates
         on_front = (frame["front"] == 0).to_numpy()
         xs, ys = frame[x.name].to_numpy(dtype=float), frame[y.name].to_numpy(dtype=float)
+        xerr, yerr = accuracy_errors(frame, x), accuracy_errors(frame, y)
+        if xerr is not None or yerr is not None:
+            ax.errorbar(xs, ys, xerr=None if xerr is None else np.vstack(xerr),
+                        yerr=None if yerr is None else np.vstack(yerr), fmt="none", ecolor=colour, alpha=0.3,
+                        elinewidth=0.8, capsize=1.5)
         ax.scatter(xs[~on_front], ys[~on_front], s=14, color=colour, alpha=0.35, linewidths=0)
         ax.scatter(xs[on_front], ys[on_front], s=30, color=colour, edgecolors="black", linewidths=0.5,
                    label=f"{label}: {len(frame)} candidates, {int(on_front.sum())} on the frontier")
@@ -121,7 +138,8 @@ def save_png(results: Sequence[ParetoResult], path: str | Path, title: str | Non
     ax.set_ylabel(axis_label(y))
     ax.set_title(title or f"Pareto frontier: {y.name} against {x.name}")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(loc="best", fontsize=8, title="star: B0 (best reward), diamond: knee", title_fontsize=8)
+    ax.legend(loc="best", fontsize=8, title="star: B0 (best reward), diamond: knee; bars: 95% interval",
+              title_fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, format="png")
@@ -157,8 +175,13 @@ def figure_html(results: Sequence[ParetoResult], title: str | None = None, log_x
         frame = result.candidates
         on_front = frame["front"] == 0
         for part, subset in (("frontier", frame[on_front]), ("dominated", frame[~on_front])):
+            xerr, yerr = accuracy_errors(subset, x), accuracy_errors(subset, y)
             fig.add_trace(go.Scatter(
                 x=subset[x.name].astype(float), y=subset[y.name].astype(float), mode="markers",
+                error_x=None if xerr is None else dict(type="data", array=xerr[1], arrayminus=xerr[0],
+                                                       thickness=0.8, width=2),
+                error_y=None if yerr is None else dict(type="data", array=yerr[1], arrayminus=yerr[0],
+                                                       thickness=0.8, width=2),
                 name=f"{label}: {part} ({len(subset)})", legendgroup=label,
                 marker=dict(color=colour, size=10 if part == "frontier" else 6,
                             opacity=1.0 if part == "frontier" else 0.4,

@@ -10,6 +10,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 
+def make_console() -> Console:
+    """A rich console; 120 columns when writing to a file or pipe so that wide tables are not cut."""
+    console = Console()
+    return console if console.is_terminal else Console(width=120)
+
+
 def fmt_count(value: float | None, unit: str = "") -> str:
     """1234567 -> '1.23M' (multiply-adds, params)."""
     if value is None or value != value:
@@ -25,12 +31,13 @@ def fmt_float(value: float | None, digits: int = 4) -> str:
 
 
 class SearchProgress:
-    """Trials done / total, elapsed, ETA and the best reward so far."""
+    """Trials done / total, elapsed, ETA and the best reward so far; the first failure of each kind."""
 
     def __init__(self, console: Console, enabled: bool = True) -> None:
         self.console = console
         self.enabled = enabled
         self.best: float | None = None
+        self.errors_seen: set[str] = set()
         self._progress: Progress | None = None
         self._task: Any = None
 
@@ -39,7 +46,7 @@ class SearchProgress:
         if not self.enabled:
             yield
             return
-        self._progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+        self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"),
                                   TimeRemainingColumn(), TextColumn("best reward {task.fields[best]}"),
                                   console=self.console, transient=False)
@@ -49,20 +56,57 @@ class SearchProgress:
         self._progress = None
 
     def update(self, record: Any, done: int, total: int) -> None:
+        from nas.engine import error_kind
+
+        m = record.metrics
+        if m.status in ("failed", "diverged"):
+            kind = error_kind(m.error or m.status)
+            if kind not in self.errors_seen:
+                self.errors_seen.add(kind)
+                self.console.print(f"[red]trial {record.number} {m.status}:[/red] {m.error or m.status}  "
+                                   "(later failures of this kind are not shown; see trials.csv)")
         if record.reward is not None and record.metrics.ok and (self.best is None or record.reward > self.best):
             self.best = record.reward
         if self._progress is not None:
-            self._progress.update(self._task, completed=done, best=fmt_float(self.best))
+            self._progress.update(self._task, completed=done, total=total, description=record.stage,
+                                  best=fmt_float(self.best))
         elif self.enabled:
             self.console.print(f"trial {record.number}: {record.metrics.status} reward {fmt_float(record.reward)}")
 
 
+def interval_text(record: Any) -> str:
+    """``0.962-0.981`` (the accuracy's 95% Wilson interval), ``-`` when unknown."""
+    from nas.ranking import accuracy_interval
+
+    interval = accuracy_interval(record)
+    return "-" if interval is None else f"{interval[0]:.3f}-{interval[1]:.3f}"
+
+
 def leaderboard_table(records: Sequence[Any], title: str = "Leaderboard") -> Table:
+    """Ranked records with the accuracy's 95% interval; ``chance`` marks accuracies indistinguishable from guessing."""
     table = Table(title=title)
     for name, justify in (("rank", "right"), ("trial", "right"), ("reward", "right"), ("accuracy", "right"),
-                          ("MACs", "right"), ("params", "right"), ("block strings", "left")):
+                          ("95% CI", "right"), ("MACs", "right"), ("params", "right"), ("block strings", "left")):
         table.add_column(name, justify=justify, overflow="fold")
     for rank, r in enumerate(records, 1):
-        table.add_row(str(rank), str(r.number), fmt_float(r.reward), fmt_float(r.metrics.accuracy),
+        chance = r.row().get("at_chance")
+        table.add_row(str(rank), str(r.number), fmt_float(r.reward),
+                      fmt_float(r.metrics.accuracy) + (" chance" if chance else ""), interval_text(r),
                       fmt_count(r.values.get("macs")), fmt_count(r.values.get("params")), r.arch)
+    return table
+
+
+def rerank_table(choice: Any, title: str = "Re-ranked leaders") -> Table:
+    """Both rankings side by side: search rank and reward, re-ranked rank and mean reward over seeds."""
+    table = Table(title=title)
+    for name in ("search rank", "trial", "search reward", "search acc", "rerank rank", "rerank reward",
+                 "sd", "rerank acc", "seeds", "block strings"):
+        table.add_column(name, justify="left" if name == "block strings" else "right", overflow="fold")
+    reranked = sorted((c for c in choice.candidates if c.rerank), key=lambda c: c.rerank_rank or 10**9)
+    for c in reranked:
+        mark = " *" if c.key == choice.candidate.key else ""
+        table.add_row(str(c.search_rank), str(c.search.number), fmt_float(c.search.reward),
+                      fmt_float(c.search.metrics.accuracy), (str(c.rerank_rank) if c.rerank_rank else "-") + mark,
+                      fmt_float(c.rerank_reward), fmt_float(c.rerank_reward_sd), fmt_float(c.rerank_accuracy),
+                      str(len(c.rerank)), c.search.arch)
     return table

@@ -7,11 +7,16 @@
     -> scaling.csv (every point, predicted vs actual cost ratio, accuracy, rank)
     -> scaling.json (the chosen alpha, beta, gamma; input of ``nas scale apply --from``)
 
+The grid is a search: its space is :class:`search_spaces.grid.CompoundGridSpace` (decisions
+``alpha``/``beta``/``gamma``, one point per grid point), its controller proposes the points in
+order, and :class:`nas.engine.Engine` runs it with the same loop, store, dedupe, resume and runners
+as ``nas search``. What is left here is the grid's configuration and its writers.
+
 A grid run is a run folder like a search's: ``run.json`` (kind ``scale-grid``, the config and the
-base spec, so a resume needs no other file), the Optuna study (one trial per point, params
-``alpha``/``beta``/``gamma``), ``trials.csv``, ``scaling.csv`` and ``scaling.json``. Each point is
-stored as soon as it has trained, so a killed run resumes without retraining a finished point.
-No ``b0.json`` is written: the best row of a scaling grid is a B1, not a B0.
+base spec, so a resume needs no other file), the Optuna study (one trial per point, stage ``grid``),
+``trials.csv``, ``scaling.csv`` and ``scaling.json``. Each point is stored as soon as it has
+trained, so a killed run resumes without retraining a finished point. No ``b0.json`` is written:
+the best row of a scaling grid is a B1, not a B0.
 
 What trains: the rule of :func:`nas.compound.proxy_for_point`, the search's proxy (width, depth,
 resolution multipliers) grown by the point's depth alpha^phi, width beta^phi and resolution
@@ -29,16 +34,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from nas.compound import CONSTRAINTS, GridPoint, enumerate_grid, proxy_for_point
+from nas.compound import CONSTRAINTS, GridPoint, enumerate_grid
+from nas.engine import Engine, Plan, Stage, proposals_in_order, with_v2_references
 from nas.errors import ConfigError, StorageError
 from nas.fileio import atomic_write_json, atomic_write_text
-from nas.metrics import Metrics
-from nas.search import check_budget_flags, from_known_fields
+from nas.search import check_budget_flags, check_device, from_known_fields, objective_options, training_budget
 from nas.spec import ArchSpec
-from nas.store import RunStore, TrialRecord
+from nas.store import RunStore, TrialRecord, run_exists
+from search_spaces.grid import AXES, CompoundGridSpace, coordinates
 
 KIND = "scale-grid"
-DECISIONS = ("alpha", "beta", "gamma")
+STAGE = "grid"
 # scaling.csv columns, in order.
 SCALING_COLUMNS = ("trial", "alpha", "beta", "gamma", "reference", "in_constraint", "predicted", "actual", "depth",
                    "width", "resolution", "proxy_resolution", "macs", "params", "status", "accuracy", "reward",
@@ -77,7 +83,8 @@ class ScaleGridConfig:
 
     def __post_init__(self) -> None:
         if self.constraint not in CONSTRAINTS:
-            raise ConfigError(f"unknown constraint {self.constraint!r}; valid: {', '.join(CONSTRAINTS)}")
+            raise ConfigError(f"unknown constraint {self.constraint!r}; valid: {', '.join(CONSTRAINTS)}",
+                              field="constraint")
         check_budget_flags(self.epochs, self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,20 +109,34 @@ class ScaleGridResult:
     wall_time_s: float
 
 
-def _objective(config: ScaleGridConfig) -> Any:
-    """None ranks by accuracy; otherwise the named objective with the search's option rules."""
-    if config.objective == "accuracy":
-        return None
-    from nas.errors import unknown_name
-    from nas.search import SearchConfig, objective_options
-    from objectives import OBJECTIVES, make_objective
+@dataclass(frozen=True)
+class SearchConfigView:
+    """The reward settings of a grid config under the names :func:`objective_options` reads."""
 
-    if config.objective not in OBJECTIVES:
-        raise unknown_name("objective", config.objective, ["accuracy", *OBJECTIVES])
+    objective: str
+    cost: str
+    target: str | None
+    constraint: str
+    w: float | None
+    v: float | None
+    step_time_ref_ms: float | None
+    params_ref: float | None
 
-    as_search = SearchConfig(objective=config.objective, cost=config.cost, target=config.target, w=config.w,
-                             v=config.v, step_time_ref_ms=config.step_time_ref_ms, params_ref=config.params_ref)
-    return make_objective(config.objective, **objective_options(as_search))
+    @classmethod
+    def of(cls, config: ScaleGridConfig) -> "SearchConfigView":
+        return cls(config.objective, config.cost, config.target, "soft", config.w, config.v,
+                   config.step_time_ref_ms, config.params_ref)
+
+
+def grid_objective(config: ScaleGridConfig, stored: Mapping[str, Any] | None = None) -> Any:
+    """The ranking: accuracy (the paper's criterion) or a search objective on the full-size cost.
+
+    The grid's own ``constraint`` (formula / actual) is not the mnas reward's; the reward keeps its
+    soft constraint.
+    """
+    from objectives import make_objective
+
+    return make_objective(config.objective, **objective_options(SearchConfigView.of(config), stored))
 
 
 class ScaleGrid:
@@ -123,8 +144,6 @@ class ScaleGrid:
 
     def __init__(self, config: ScaleGridConfig, out: str | Path, storage: str | None = None, resume: bool = False,
                  on_point: Callable[[TrialRecord, int, int], None] | None = None) -> None:
-        from nas.store import run_exists
-
         self.out = Path(out)
         self.on_point = on_point
         if resume:
@@ -136,179 +155,85 @@ class ScaleGrid:
         else:
             self.store = None
             if run_exists(self.out):
-                raise StorageError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
+                raise StorageError(f"{self.out} already holds a run; resume it or choose another output folder",
+                                   field="out")
         self.config = config
         self._prepare()  # every name and number is checked before any file is written
         if self.store is None:
-            if config.objective == "v2":
-                self.config = replace(config, **self._v2_references())
-                self.objective = _objective(self.config)
+            refs = with_v2_references(objective_options(SearchConfigView.of(config)), config.objective, self.base,
+                                      self.space.proxies[0], self.data_ref, self.dataset, self.budget,
+                                      config.device)
+            if refs:
+                self.config = replace(config, **refs)
+                self.objective = grid_objective(self.config)
             self.store = RunStore.create(self.out, self.config.to_dict(), storage, kind=KIND)
 
     # ---------------------------------------------------------------------------- set-up
     def _prepare(self) -> None:
+        from runners import RUNNERS
         from runners.base import DatasetRef, cached_dataset
         from search_spaces import ProxyConfig
-        from nas.training import TrainBudget
+        from nas.errors import unknown_name
+        from objectives import OBJECTIVES
 
         c = self.config
+        if c.objective not in OBJECTIVES:
+            raise unknown_name("objective", c.objective, list(OBJECTIVES))
+        if c.runner not in RUNNERS:
+            raise unknown_name("runner", c.runner, list(RUNNERS))
+        check_device(c.device, c.runner)
         base = ArchSpec.from_dict(c.base)
         self.data_ref = DatasetRef(c.dataset, c.data_dir, c.seed)
         self.dataset = cached_dataset(self.data_ref)
         # The full-size base for this dataset: its classes and channels, at the base's own resolution.
         self.base = base.with_(num_classes=self.dataset.num_classes, in_chans=self.dataset.in_chans)
-        self.proxy = ProxyConfig(width=c.proxy_width, depth=c.proxy_depth, resolution=c.proxy_resolution)
-        self.points = enumerate_grid(self.base, phi=c.phi, step=c.step, high=c.max, tol=c.tol,
-                                     constraint=c.constraint)
-        self.proxies = [proxy_for_point(self.base, p.coefficients, c.phi, self.proxy) for p in self.points]
-        self.objective = _objective(c)
-        budget: dict[str, Any] = {"seed": c.seed}
-        if c.epochs is not None:
-            budget["epochs"] = c.epochs
-        if c.batch_size is not None:
-            budget["batch_size"] = c.batch_size
-        self.budget = TrainBudget(**budget)
-        from nas.decisions import Decision
+        proxy = ProxyConfig(width=c.proxy_width, depth=c.proxy_depth, resolution=c.proxy_resolution)
+        points = enumerate_grid(self.base, phi=c.phi, step=c.step, high=c.max, tol=c.tol, constraint=c.constraint)
+        self.space = CompoundGridSpace(self.base, tuple(points), proxy)
+        self.points = list(self.space.points)
+        self.objective = grid_objective(c, self.store.config if self.store is not None else None)
+        self.budget = training_budget(c.seed, c.epochs, c.batch_size)
+        self.decisions = self.space.decisions
 
-        self.decisions = tuple(Decision(name, tuple(sorted({getattr(p, name) for p in self.points})))
-                               for name in DECISIONS)
+    def stage(self) -> Stage:
+        """The grid as an engine stage: the points the store does not hold yet, in order."""
+        assert self.store is not None
+        held = {tuple(r.indices) for r in self.store.records(STAGE)}
+        held |= {tuple(r.indices) for r in self.store.reservations(STAGE)}
+        todo = [self.space.choices_of(p) for p in self.points if self.space.choices_of(p) not in held]
 
-    def _v2_references(self) -> dict[str, float]:
-        """The v2 objective's references: the base's params and its proxy's step time (as the search)."""
-        from nas.counting import count
-        from runners.base import TrainJob, run_job
+        def plan(choices: tuple[int, ...]) -> Plan:
+            i = self.space.index(choices)
+            return Plan(self.points[i].spec, self.space.proxies[i], self.budget, self.space.extra_values(i))
 
-        refs: dict[str, float] = {}
-        if self.config.params_ref is None:
-            refs["params_ref"] = float(count(self.base).params)
-        if self.config.step_time_ref_ms is None:
-            base_proxy = proxy_for_point(self.base, self.points[0].coefficients, 0, self.proxy)
-            job = TrainJob(trial=-1, spec=base_proxy, dataset=self.data_ref, budget=replace(self.budget, steps=12),
-                           device=self.config.device)
-            metrics = run_job(job, data=self.dataset)
-            if not metrics.ok or not metrics.step_time_ms:
-                raise ConfigError(f"could not measure the base's step time for the v2 reference: {metrics.error}")
-            refs["step_time_ref_ms"] = float(metrics.step_time_ms)
-        return refs
+        return Stage(STAGE, self.decisions, proposals_in_order(self.decisions, todo), len(self.points), plan)
 
     # ------------------------------------------------------------------------------- loop
     def run(self) -> ScaleGridResult:
-        from runners import make_runner
-        from runners.base import TrainJob
-
-        start = time.perf_counter()
         assert self.store is not None
-        done = {self._coords(r.choices): r for r in self.store.records()}
-        trained_by_proxy: dict[str, int] = {}  # proxy key -> trial number that trained it
-        for r in done.values():
-            if r.reused_from is None:
-                trained_by_proxy.setdefault(self._proxy_key(r.choices), r.number)
-        todo = [i for i, p in enumerate(self.points) if self._coords_of(p) not in done]
-        trained = reused = 0
-        in_flight: dict[int, int] = {}  # job id (point index) -> point index
-        waiting: dict[str, list[int]] = {}  # proxy key in flight -> point indices that share it
-        needs_training = any(self.proxies[i].key() not in trained_by_proxy for i in todo)
-        runner = make_runner(self.config.runner, device=self.config.device, dataset=self.dataset,
-                             data_ref=self.data_ref, run_dir=self.out,
-                             **dict(self.config.runner_options)) if needs_training else None
+        c = self.config
+
+        def on_trial(record: TrialRecord, done: int, total: int) -> None:
+            self.write_outputs()
+            if self.on_point is not None:
+                self.on_point(record, done, total)
+
+        engine = Engine(self.store, self.objective, self.dataset, self.data_ref, c.device, c.runner,
+                        c.runner_options, measure_full_latency=getattr(self.objective, "cost", None) == "latency",
+                        on_trial=on_trial)
         try:
-            queue = list(todo)
-            while queue or in_flight:
-                while queue and (runner is None or len(in_flight) < runner.capacity):
-                    i = queue.pop(0)
-                    key = self.proxies[i].key()
-                    if key in trained_by_proxy:
-                        self._finish_repeat(i, trained_by_proxy[key])
-                        reused += 1
-                        continue
-                    if any(self.proxies[j].key() == key for j in in_flight.values()):
-                        waiting.setdefault(key, []).append(i)
-                        continue
-                    assert runner is not None
-                    job = TrainJob(trial=i, spec=self.proxies[i], dataset=self.data_ref, budget=self.budget,
-                                   device=self.config.device, full_spec=self.points[i].spec,
-                                   measure_full_latency=getattr(self.objective, "cost", None) == "latency",
-                                   tag={"alpha": self.points[i].alpha, "beta": self.points[i].beta,
-                                        "gamma": self.points[i].gamma})
-                    in_flight[i] = i
-                    runner.submit(job)
-                if not in_flight:
-                    continue
-                for job, metrics in runner.wait():
-                    i = in_flight.pop(job.trial)
-                    record = self._finish(i, metrics)
-                    trained += 1
-                    key = self.proxies[i].key()
-                    trained_by_proxy.setdefault(key, record.number)
-                    for j in waiting.pop(key, []):
-                        self._finish_repeat(j, record.number)
-                        reused += 1
+            result = engine.run(self.stage())
         finally:
-            if runner is not None:
-                runner.close()
+            engine.close()
         self.write_outputs()
-        return ScaleGridResult(self.out, self.store, self.points, self.chosen(), trained, reused,
-                               time.perf_counter() - start)
-
-    # ---------------------------------------------------------------------------- helpers
-    @staticmethod
-    def _coords(choices: Mapping[str, Any]) -> tuple[float, float, float]:
-        return tuple(round(float(choices[n]), 10) for n in DECISIONS)  # type: ignore[return-value]
-
-    def _coords_of(self, point: GridPoint) -> tuple[float, float, float]:
-        return self._coords({"alpha": point.alpha, "beta": point.beta, "gamma": point.gamma})
-
-    def _index_of(self, choices: Mapping[str, Any]) -> int | None:
-        coords = self._coords(choices)
-        return next((i for i, p in enumerate(self.points) if self._coords_of(p) == coords), None)
-
-    def _proxy_key(self, choices: Mapping[str, Any]) -> str:
-        i = self._index_of(choices)
-        return self.proxies[i].key() if i is not None else ""
-
-    def _values(self, point: GridPoint, metrics: Metrics) -> dict[str, float]:
-        values = {"macs": float(point.macs), "params": float(point.params), "predicted": point.predicted,
-                  "actual": point.actual, "reference": float(point.reference),
-                  "in_constraint": float(point.in_constraint)}
-        for name in ("accuracy", "step_time_ms", "latency_ms"):
-            value = getattr(metrics, name)
-            if value is not None:
-                values[name] = float(value)
-        return values
-
-    def _reward(self, metrics: Metrics, values: Mapping[str, float]) -> float | None:
-        if not metrics.ok or metrics.accuracy is None:
-            return None
-        if self.objective is None:
-            return float(metrics.accuracy)
-        return float(self.objective.reward(values))
-
-    def _finish(self, i: int, metrics: Metrics, reused_from: int | None = None) -> TrialRecord:
-        from nas.search import arch_string
-
-        assert self.store is not None
-        point = self.points[i]
-        values = self._values(point, metrics)
-        choices = {"alpha": point.alpha, "beta": point.beta, "gamma": point.gamma}
-        indices = tuple(d.options.index(choices[d.name]) for d in self.decisions)
-        record = TrialRecord(choices=choices, indices=indices, metrics=metrics, spec=point.spec,
-                             arch=arch_string(point.spec), key=point.spec.key(),
-                             reward=self._reward(metrics, values), values=values, reused_from=reused_from)
-        record = self.store.record(record, self.decisions)
-        self.write_outputs()
-        if self.on_point is not None:
-            self.on_point(record, len(self.store.records()), len(self.points))
-        return record
-
-    def _finish_repeat(self, i: int, original_number: int) -> TrialRecord:
-        assert self.store is not None
-        return self._finish(i, self.store.trial_spec(original_number).metrics, reused_from=original_number)
+        return ScaleGridResult(self.out, self.store, self.points, self.chosen(), result.trained, result.reused,
+                               result.wall_time_s)
 
     # ---------------------------------------------------------------------------- outputs
     def ranked(self) -> list[TrialRecord]:
         """Points that satisfy the constraint and trained, best reward first (ties: earlier trial)."""
         assert self.store is not None
-        ok = [r for r in self.store.records() if r.metrics.ok and r.reward is not None
+        ok = [r for r in self.store.records(STAGE) if r.metrics.ok and r.reward is not None
               and r.values.get("in_constraint", 1.0) == 1.0]
         return sorted(ok, key=lambda r: (-r.reward, r.number))
 
@@ -321,14 +246,14 @@ class ScaleGrid:
         import pandas as pd
 
         assert self.store is not None
-        by_coords = {self._coords(r.choices): r for r in self.store.records()}
+        by_coords = {coordinates(r.choices): r for r in self.store.records(STAGE)}
         ranks = {r.number: n for n, r in enumerate(self.ranked(), 1)}
         chosen = self.chosen()
         rows = []
-        for point, proxy in zip(self.points, self.proxies):
+        for point, proxy in zip(self.points, self.space.proxies):
             row = point.row()
             row["proxy_resolution"] = proxy.resolution
-            r = by_coords.get(self._coords_of(point))
+            r = by_coords.get(coordinates({n: getattr(point, n) for n in AXES}))
             if r is None:
                 row.update(trial=None, status="pending")
             else:
@@ -348,7 +273,7 @@ class ScaleGrid:
             return None
         assert self.store is not None
         c = self.config
-        records = self.store.records()
+        records = self.store.records(STAGE)
         reference = next((r for r in records if r.values.get("reference") == 1.0), None)
         return {
             "alpha": float(chosen.choices["alpha"]), "beta": float(chosen.choices["beta"]),

@@ -1,32 +1,32 @@
-"""The search loop: ask, decode, dedupe, evaluate, reward, tell, store.
+"""``nas search`` as a library: a space searched by a controller, then its leaders re-ranked.
 
-::
+A search is two stages of :class:`nas.engine.Engine` on one run store:
 
-    controller.ask() -> choices -> space.decode -> full-size ArchSpec -> key seen in this run?
-        yes: reuse its metrics (no retraining)
-        no:  runner.submit(proxy spec) ... runner.wait() -> Metrics
-    Metrics + counted cost of the full-size candidate -> objective.reward -> controller.tell
-    -> store.record (persisted before the next ask) -> trials.csv, b0.json, controller.pt
+* ``search``: the controller proposes points of the space; each trains as a small proxy
+  (``proxy_width`` / ``proxy_depth`` / ``proxy_resolution``) and is rewarded on its minival accuracy
+  and the cost of the full-size network (counted at ``target_resolution``).
+* ``rerank`` (``rerank`` > 0): the top ``rerank`` distinct candidates train again at a higher
+  fidelity (``rerank_epochs``, ``rerank_width``...), once per seed (``rerank_seeds``). B0 is then the
+  best by the mean re-ranked reward (:mod:`nas.ranking`), and both rankings are kept.
 
-Several candidates may be in flight at once (the Ray runner); their results come back in any order.
-A killed run resumes from the store: finished trials are kept, the controller's checkpoint is
-restored, and trials the checkpoint had not seen yet are replayed into it.
+Everything is resolved before a file is written, so a bad setting leaves nothing behind, and a run
+resumes from its store after any stop.
 """
 
 from __future__ import annotations
 
-import time
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from nas.decisions import Decision
+from nas.engine import CHECKPOINT, Engine, Plan, Stage, StageResult, proposals_in_order, with_v2_references
 from nas.errors import ConfigError, StorageError
-from nas.fileio import atomic_torch_save
-from nas.metrics import Metrics
-from nas.spec import ArchSpec
-from nas.store import RunStore, TrialRecord
+from nas.store import RunStore, TrialRecord, run_exists
 
-CHECKPOINT = "controller.pt"
+SEARCH_STAGE, RERANK_STAGE = "search", "rerank"
+RERANK_SEED_OFFSET = 1000  # re-rank seeds are seed + 1000 + r: never the search's own training run
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,28 @@ class SearchConfig:
     device: str = "auto"
     seed: int = 0
     controller_options: Mapping[str, Any] = field(default_factory=dict)
+    rerank: int = 0  # how many leaders to train again (0: no re-ranking)
+    rerank_epochs: float | None = None  # None: twice the search's epochs
+    rerank_seeds: int = 1
+    rerank_width: float | None = None  # None: the search's proxy width (likewise depth, resolution)
+    rerank_depth: float | None = None
+    rerank_resolution: int | None = None
+    latency_table: str | None = None  # predict latency from this table instead of timing the network
 
     def __post_init__(self) -> None:
-        if not isinstance(self.trials, int) or self.trials <= 0:
-            raise ConfigError(f"--trials must be a positive integer, got {self.trials!r}")
+        if not _is_int(self.trials) or self.trials <= 0:
+            raise ConfigError(f"trials must be a positive integer, got {self.trials!r}", field="trials")
         check_budget_flags(self.epochs, self.batch_size)
+        if not _is_int(self.rerank) or self.rerank < 0:
+            raise ConfigError(f"rerank must be a positive number of candidates (or 0 for none), got {self.rerank!r}",
+                              field="rerank")
+        if self.rerank > self.trials:
+            raise ConfigError(f"rerank {self.rerank} is more than the {self.trials} trials of the search",
+                              field="rerank")
+        if not _is_int(self.rerank_seeds) or self.rerank_seeds < 1:
+            raise ConfigError(f"rerank_seeds must be an integer >= 1, got {self.rerank_seeds!r}", field="rerank_seeds")
+        if self.rerank_epochs is not None and not self.rerank_epochs > 0:
+            raise ConfigError(f"rerank_epochs must be > 0, got {self.rerank_epochs!r}", field="rerank_epochs")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -74,12 +91,16 @@ class SearchConfig:
         return from_known_fields(cls, data)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_budget_flags(epochs: float | None, batch_size: int | None) -> None:
-    """The proxy-training flags shared by ``nas search`` and ``nas scale grid``."""
+    """The proxy-training settings shared by a search and a scaling grid."""
     if epochs is not None and not epochs > 0:
-        raise ConfigError(f"--epochs must be > 0, got {epochs!r}")
+        raise ConfigError(f"epochs must be > 0, got {epochs!r}", field="epochs")
     if batch_size is not None and batch_size <= 0:
-        raise ConfigError(f"--batch-size must be > 0, got {batch_size!r}")
+        raise ConfigError(f"batch_size must be > 0, got {batch_size!r}", field="batch_size")
 
 
 def from_known_fields(cls: Any, data: Mapping[str, Any]) -> Any:
@@ -88,53 +109,34 @@ def from_known_fields(cls: Any, data: Mapping[str, Any]) -> Any:
     return cls(**{k: v for k, v in data.items() if k in known})
 
 
-@dataclass
-class SearchResult:
-    run_dir: Path
-    store: RunStore
-    best: TrialRecord | None
-    trained: int  # candidates actually trained in this invocation
-    reused: int  # proposals answered from an earlier identical network
-    wall_time_s: float
+def check_device(device: str, runner: str) -> None:
+    """Refuse a device that cannot work before anything is written.
+
+    With the local runner the device must exist here. With Ray it must exist on the workers, which
+    may have GPUs the driver lacks, so only its spelling is checked here.
+    """
+    from nas.device import resolve_device
+
+    if runner == "local":
+        resolve_device(device)
+    elif not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(device).strip().lower()):
+        raise ConfigError(f"device {device!r}: expected auto, cpu, cuda or cuda:<index>", field="device")
 
 
-@dataclass
-class _Components:
-    space: Any
-    objective: Any
-    controller: Any
-    proxy: Any
-    dataset: Any
-    data_ref: Any
-    budget: Any
-
-
-def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = None) -> _Components:
-    """Resolve every name in the config before anything is written, so a bad flag touches nothing."""
-    from nas.controllers import make_controller
-    from objectives import make_objective
-    from runners.base import DatasetRef, cached_dataset
-    from search_spaces import ProxyConfig, make_space
+def training_budget(seed: int, epochs: float | None, batch_size: int | None) -> Any:
+    """The proxy budget: the trainer's defaults with the run's seed, epochs and batch size."""
     from nas.training import TrainBudget
 
-    space = make_space(config.space)
-    proxy = ProxyConfig(width=config.proxy_width, depth=config.proxy_depth, resolution=config.proxy_resolution,
-                        target_resolution=config.target_resolution)
-    objective = make_objective(config.objective, **objective_options(config, stored))
-    controller = make_controller(config.controller, space.decisions, seed=config.seed,
-                                 **dict(config.controller_options))
-    data_ref = DatasetRef(config.dataset, config.data_dir, config.seed)
-    dataset = cached_dataset(data_ref)
-    budget_args: dict[str, Any] = {"seed": config.seed}
-    if config.epochs is not None:
-        budget_args["epochs"] = config.epochs
-    if config.batch_size is not None:
-        budget_args["batch_size"] = config.batch_size
-    budget = TrainBudget(**budget_args)
-    return _Components(space, objective, controller, proxy, dataset, data_ref, budget)
+    args: dict[str, Any] = {"seed": seed}
+    if epochs is not None:
+        args["epochs"] = epochs
+    if batch_size is not None:
+        args["batch_size"] = batch_size
+    return TrainBudget(**args)
 
 
-def objective_options(config: SearchConfig, stored: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def objective_options(config: Any, stored: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The objective's constructor options from a search or grid config (v2 references from ``stored``)."""
     if config.objective == "mnas":
         options: dict[str, Any] = {"cost": config.cost, "constraint": config.constraint}
         if config.target is not None:
@@ -154,187 +156,227 @@ def objective_options(config: SearchConfig, stored: Mapping[str, Any] | None = N
     return {}
 
 
-def _reference_values(config: SearchConfig, comps: _Components) -> dict[str, float]:
-    """The v2 objective's default references: the backbone's params and its proxy's step time."""
-    from nas.counting import count
-    from runners.base import TrainJob, run_job
+def run_objective(config: Mapping[str, Any]) -> Any:
+    """The objective a stored run (search or scaling grid) was rewarded with, rebuilt from its run.json."""
+    from objectives import make_objective
 
-    refs: dict[str, float] = {}
-    backbone = comps.space.backbone().with_(num_classes=comps.dataset.num_classes, in_chans=comps.dataset.in_chans,
-                                            resolution=comps.proxy.target_resolution or comps.space.resolution)
-    if config.params_ref is None:
-        refs["params_ref"] = float(count(backbone).params)
-    if config.step_time_ref_ms is None:
-        proxy_spec = comps.space.proxy(backbone, comps.proxy)
-        job = TrainJob(trial=-1, spec=proxy_spec, dataset=comps.data_ref,
-                       budget=replace(comps.budget, steps=12), device=config.device)
-        metrics = run_job(job, data=comps.dataset)
-        if not metrics.ok or not metrics.step_time_ms:
-            raise ConfigError(f"could not measure the backbone's step time for the v2 reference: {metrics.error}")
-        refs["step_time_ref_ms"] = float(metrics.step_time_ms)
-    return refs
+    if config.get("kind") == "scale-grid":
+        from nas.scale_grid import ScaleGridConfig, grid_objective
+
+        return grid_objective(ScaleGridConfig.from_dict(config), config)
+    return make_objective(config.get("objective", "mnas"),
+                          **objective_options(SearchConfig.from_dict(config), config))
 
 
-def arch_string(spec: ArchSpec) -> str:
-    from nas.blockstrings import spec_to_block_strings
+def study_metrics(controller: Any, objective: Any) -> list[tuple[str, str]]:
+    """The study's (name, direction) pairs: the objective's raw values for a multi-objective controller."""
+    if getattr(controller, "objectives", None):
+        return [(name, "maximize" if d == "max" else "minimize") for name, d in controller.objectives.items()]
+    return [("reward", "maximize")]
 
-    return " ".join(spec_to_block_strings(spec, style="typed"))
+
+@dataclass
+class _Components:
+    space: Any
+    objective: Any
+    controller: Any
+    proxy: Any
+    dataset: Any
+    data_ref: Any
+    budget: Any
+    latency: Callable[[Any], float] | None = None
+
+
+def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = None) -> _Components:
+    """Resolve every name in the config before anything is written, so a bad setting touches nothing."""
+    from nas.controllers import controller_options, make_controller
+    from objectives import make_objective
+    from runners import RUNNERS
+    from runners.base import DatasetRef, cached_dataset
+    from search_spaces import ProxyConfig, make_space
+    from nas.errors import unknown_name
+
+    if config.runner not in RUNNERS:
+        raise unknown_name("runner", config.runner, list(RUNNERS))
+    check_device(config.device, config.runner)
+    space = make_space(config.space)
+    proxy = ProxyConfig(width=config.proxy_width, depth=config.proxy_depth, resolution=config.proxy_resolution,
+                        target_resolution=config.target_resolution)
+    objective = make_objective(config.objective, **objective_options(config, stored))
+    options = dict(config.controller_options)
+    if "objectives" in controller_options(config.controller) and "objectives" not in options:
+        options["objectives"] = dict(objective.directions)
+    controller = make_controller(config.controller, space.decisions, seed=config.seed, **options)
+    data_ref = DatasetRef(config.dataset, config.data_dir, config.seed)
+    dataset = cached_dataset(data_ref)
+    budget = training_budget(config.seed, config.epochs, config.batch_size)
+    latency = None
+    if config.latency_table is not None:
+        latency = _latency_predictor(config, objective)
+    return _Components(space, objective, controller, proxy, dataset, data_ref, budget, latency)
+
+
+def _latency_predictor(config: SearchConfig, objective: Any) -> Callable[[Any], float]:
+    if getattr(objective, "cost", None) != "latency":
+        raise ConfigError("latency_table predicts latency: it needs the mnas objective with cost latency",
+                          field="latency_table")
+    try:
+        from nas.deploy.latency_table import load_latency_table
+    except ImportError as exc:
+        raise ConfigError(f"latency tables are not available in this installation ({exc})",
+                          field="latency_table") from None
+    from search_spaces import make_space
+
+    resolution = config.target_resolution or make_space(config.space).resolution
+    table = load_latency_table(config.latency_table, space=config.space, resolution=resolution)
+    return table.predict_ms
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    store: RunStore
+    best: TrialRecord | None
+    trained: int  # candidates actually trained in this invocation
+    reused: int  # proposals answered from an earlier identical network
+    wall_time_s: float
+    failed: int = 0
+    first_errors: dict[str, tuple[int, str]] = field(default_factory=dict)
+    stages: dict[str, StageResult] = field(default_factory=dict)
 
 
 class Search:
-    """One search run; :meth:`run` drives it to ``config.trials`` recorded trials."""
+    """One search run; :meth:`run` drives it to ``config.trials`` search trials, then re-ranks.
+
+    ``resume`` reopens ``out``; ``overrides`` (e.g. ``{"trials": 40}``) change stored settings that
+    may change on a resume (trials and the re-rank settings). ``study`` names the study in
+    ``storage`` that several processes share (each with its own ``out``).
+    """
+
+    RESUMABLE_OVERRIDES = ("trials", "rerank", "rerank_epochs", "rerank_seeds", "rerank_width", "rerank_depth",
+                           "rerank_resolution")
 
     def __init__(self, config: SearchConfig, out: str | Path, storage: str | None = None, resume: bool = False,
-                 on_trial: Callable[[TrialRecord, int, int], None] | None = None) -> None:
+                 on_trial: Callable[[TrialRecord, int, int], None] | None = None, study: str | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> None:
         self.out = Path(out)
         self.on_trial = on_trial
         self.config = config
-        self.comps = build_components(config)  # every name the user gave is checked before any file is touched
         if resume:
             self.store = RunStore.open(self.out, storage)
+            if self.store.config.get("kind", "search") != "search":
+                raise StorageError(f"{self.out} holds a {self.store.config.get('kind')} run, not a search; "
+                                   f"resume it with its own command")
             stored = SearchConfig.from_dict(self.store.config)
-            self.config = replace(stored, trials=config.trials) if config.trials != stored.trials else stored
+            changes = dict(overrides or {})
+            if overrides is None and config.trials != stored.trials:
+                changes["trials"] = config.trials
+            bad = sorted(set(changes) - set(self.RESUMABLE_OVERRIDES))
+            if bad:
+                raise ConfigError(f"{bad[0]} cannot change when a run resumes", field=bad[0])
+            self.config = replace(stored, **changes)
             self.comps = build_components(self.config, self.store.config)
         else:
-            from nas.store import run_exists
-
+            self.comps = build_components(config)  # every name the user gave is checked before any file is touched
             if run_exists(self.out):
-                raise StorageError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
-            extra = _reference_values(config, self.comps) if config.objective == "v2" else {}
+                raise StorageError(f"{self.out} already holds a run; resume it or choose another output folder",
+                                   field="out")
+            extra = self._v2_references()
             if extra:
                 self.config = replace(config, **extra)
                 self.comps = build_components(self.config)
-            self.store = RunStore.create(self.out, self.config.to_dict(), storage)
+            self.store = RunStore.create(self.out, self.config.to_dict(), storage, study_name=study,
+                                         metrics=study_metrics(self.comps.controller, self.comps.objective))
+            if self.store.config.get("trials") != self.config.trials:  # joined a shared study
+                self.config = replace(self.config, trials=int(self.store.config["trials"]))
+        done = len(self.store.records(SEARCH_STAGE))
+        if self.config.trials < done:
+            raise ConfigError(f"trials {self.config.trials} is below the {done} trials this run already holds",
+                              field="trials")
         self.decisions = self.comps.space.decisions
-        self._keys: dict[str, int] = {}  # network key -> trial number of its first evaluation
-        self._told: set[int] = set()
-        self._restore()
 
-    # ------------------------------------------------------------------------------ resume
-    def _restore(self) -> None:
-        import torch
+    def _v2_references(self) -> dict[str, float]:
+        c = self.comps
+        backbone = c.space.backbone().with_(num_classes=c.dataset.num_classes, in_chans=c.dataset.in_chans,
+                                            resolution=c.proxy.target_resolution or c.space.resolution)
+        return with_v2_references(objective_options(self.config), self.config.objective, backbone,
+                                  c.space.proxy(backbone, c.proxy), c.data_ref, c.dataset, c.budget,
+                                  self.config.device)
 
-        from nas.decisions import Proposal
+    # ------------------------------------------------------------------------------ stages
+    def full_and_proxy(self, choices: tuple[int, ...], proxy: Any) -> tuple[Any, Any]:
+        c = self.comps
+        full = c.space.full_size(choices, c.proxy, c.dataset.num_classes, c.dataset.in_chans)
+        return full, c.space.proxy(full, proxy, c.dataset.num_classes, c.dataset.in_chans)
 
-        checkpoint_path = self.out / CHECKPOINT
-        if checkpoint_path.exists():
-            try:
-                checkpoint = torch.load(checkpoint_path, weights_only=True)
-            except Exception as exc:  # noqa: BLE001
-                raise StorageError(f"{checkpoint_path}: unreadable controller checkpoint ({exc})") from None
-            self.comps.controller.load_state_dict(checkpoint["controller"])
-            self._told = set(checkpoint.get("told", []))
-        for record in self.store.records():
-            self._keys.setdefault(record.key, record.number if record.reused_from is None else record.reused_from)
-            if record.number not in self._told:
-                # Finished after the last checkpoint (or no checkpoint yet): let the controller see it.
-                self.comps.controller.tell(Proposal(id=-1 - record.number, choices=record.indices),
-                                           self._tell_reward(record), dict(record.values) or None)
-                self._told.add(record.number)
+    def search_stage(self) -> Stage:
+        def plan(choices: tuple[int, ...]) -> Plan:
+            full, proxy = self.full_and_proxy(choices, self.comps.proxy)
+            return Plan(full, proxy, self.comps.budget)
 
-    def _save_checkpoint(self) -> None:
-        atomic_torch_save({"controller": self.comps.controller.state_dict(), "told": sorted(self._told),
-                           "controller_name": self.config.controller}, self.out / CHECKPOINT)
+        return Stage(SEARCH_STAGE, self.decisions, self.comps.controller, self.config.trials, plan,
+                     checkpoint=self.out / CHECKPOINT)
 
-    # --------------------------------------------------------------------------------- loop
+    def rerank_stage(self) -> Stage:
+        """The top ``rerank`` distinct candidates again at the higher fidelity, once per seed."""
+        from nas.ranking import candidates
+        from search_spaces import ProxyConfig
+
+        c, cfg = self.comps, self.config
+        seeds = tuple(cfg.seed + RERANK_SEED_OFFSET + r for r in range(cfg.rerank_seeds))
+        decisions = (*self.decisions, Decision("rerank_seed", seeds))
+        leaders = candidates(self.store.records())
+        if len(leaders) < cfg.rerank:
+            raise ConfigError(f"rerank {cfg.rerank} is more than the {len(leaders)} candidates the search "
+                              f"completed; resume with a smaller rerank", field="rerank")
+        proxy = ProxyConfig(width=cfg.rerank_width or cfg.proxy_width, depth=cfg.rerank_depth or cfg.proxy_depth,
+                            resolution=cfg.rerank_resolution or cfg.proxy_resolution,
+                            target_resolution=cfg.target_resolution)
+        epochs = cfg.rerank_epochs or 2 * c.budget.epochs
+
+        def plan(choices: tuple[int, ...]) -> Plan:
+            full, proxy_spec = self.full_and_proxy(tuple(choices[:-1]), proxy)
+            return Plan(full, proxy_spec, replace(c.budget, epochs=epochs, steps=None, seed=seeds[choices[-1]]))
+
+        points = [(*leader.search.indices, r) for leader in leaders[: cfg.rerank] for r in range(len(seeds))]
+        held = {tuple(r.indices) for r in self.store.records(RERANK_STAGE)}
+        held |= {tuple(r.indices) for r in self.store.reservations(RERANK_STAGE)}
+        todo = [p for p in points if p not in held]
+        return Stage(RERANK_STAGE, decisions, proposals_in_order(decisions, todo), len(points), plan)
+
+    # --------------------------------------------------------------------------------- run
     def run(self) -> SearchResult:
-        from nas.counting import count
-        from runners import make_runner
-        from runners.base import TrainJob
-
-        start = time.perf_counter()
-        comps, config = self.comps, self.config
-        done = len(self.store.records())
-        trained = reused = 0
-        in_flight: dict[int, tuple[Any, ArchSpec]] = {}  # job id -> (proposal, full spec)
-        waiting: dict[str, list[tuple[Any, ArchSpec]]] = {}  # key in flight -> repeat proposals
-        next_job = 0
-        num_classes, in_chans = comps.dataset.num_classes, comps.dataset.in_chans
-        runner = make_runner(config.runner, device=config.device, dataset=comps.dataset, data_ref=comps.data_ref,
-                             run_dir=self.out, **dict(config.runner_options))
+        c = self.comps
+        engine = Engine(self.store, c.objective, c.dataset, c.data_ref, self.config.device, self.config.runner,
+                        self.config.runner_options,
+                        measure_full_latency=getattr(c.objective, "cost", None) == "latency", latency=c.latency,
+                        on_trial=self.on_trial)
+        stages: dict[str, StageResult] = {}
         try:
-            while done < config.trials:
-                # Fill the runner with new proposals.
-                while done + len(in_flight) + sum(map(len, waiting.values())) < config.trials \
-                        and len(in_flight) < runner.capacity:
-                    proposal = comps.controller.ask()
-                    full = comps.space.full_size(proposal.choices, comps.proxy, num_classes, in_chans)
-                    key = full.key()
-                    if key in self._keys:
-                        self._finish_repeat(proposal, full, self._keys[key])
-                        done += 1
-                        reused += 1
-                        continue
-                    if any(key == f.key() for _, f in in_flight.values()):
-                        waiting.setdefault(key, []).append((proposal, full))
-                        continue
-                    proxy_spec = comps.space.proxy(full, comps.proxy, num_classes, in_chans)
-                    job = TrainJob(trial=next_job, spec=proxy_spec, dataset=comps.data_ref, budget=comps.budget,
-                                   device=config.device, full_spec=full,
-                                   measure_full_latency=getattr(comps.objective, "cost", None) == "latency")
-                    in_flight[next_job] = (proposal, full)
-                    next_job += 1
-                    runner.submit(job)
-                if not in_flight:
-                    continue
-                for job, metrics in runner.wait():
-                    proposal, full = in_flight.pop(job.trial)
-                    record = self._finish(proposal, full, metrics, count(full))
-                    trained += 1
-                    done += 1
-                    for repeat, repeat_full in waiting.pop(record.key, []):
-                        self._finish_repeat(repeat, repeat_full, record.number)
-                        done += 1
-                        reused += 1
+            stages[SEARCH_STAGE] = engine.run(self.search_stage())
+            if self.config.rerank:
+                stages[RERANK_STAGE] = engine.run(self.rerank_stage())
         finally:
-            runner.close()
+            engine.close()
         self.store.write_outputs()
-        return SearchResult(self.out, self.store, self.store.best(), trained, reused, time.perf_counter() - start)
-
-    # ---------------------------------------------------------------------------- helpers
-    def _values(self, metrics: Metrics, full_cost: Any) -> dict[str, float]:
-        values = {"macs": float(full_cost.macs), "params": float(full_cost.params)}
-        for name in ("accuracy", "step_time_ms", "latency_ms"):
-            value = getattr(metrics, name)
-            if value is not None:
-                values[name] = float(value)
-        return values
-
-    def _reward(self, metrics: Metrics, values: Mapping[str, float]) -> float | None:
-        if metrics.status not in ("ok", "pruned") or metrics.accuracy is None:
-            return None
-        return float(self.comps.objective.reward(values))
-
-    @staticmethod
-    def _tell_reward(record: TrialRecord) -> float | None:
-        return record.reward if record.metrics.status in ("ok", "pruned") else None
-
-    def _finish(self, proposal: Any, full: ArchSpec, metrics: Metrics, full_cost: Any,
-                reused_from: int | None = None, values: Mapping[str, float] | None = None) -> TrialRecord:
-        values = dict(values) if values is not None else self._values(metrics, full_cost)
-        reward = self._reward(metrics, values)
-        choices = {d.name: d.options[i] for d, i in zip(self.decisions, proposal.choices)}
-        stored_reward = reward if metrics.ok else None
-        record = TrialRecord(choices=choices, indices=tuple(int(i) for i in proposal.choices), metrics=metrics,
-                             spec=full, arch=arch_string(full), key=full.key(), reward=stored_reward,
-                             values=values, reused_from=reused_from)
-        record = self.store.record(record, self.decisions)
-        self._keys.setdefault(record.key, record.number if reused_from is None else reused_from)
-        self.comps.controller.tell(proposal, reward, values)
-        self._told.add(record.number)
-        self._save_checkpoint()
-        self.store.write_outputs()
-        if self.on_trial is not None:
-            self.on_trial(record, len(self._told), self.config.trials)
-        return record
-
-    def _finish_repeat(self, proposal: Any, full: ArchSpec, original_number: int) -> TrialRecord:
-        original = self.store.trial_spec(original_number)
-        return self._finish(proposal, full, original.metrics, None, reused_from=original_number,
-                            values=original.values)
+        first_errors: dict[str, tuple[int, str]] = {}
+        for result in stages.values():
+            for kind, item in result.first_errors.items():
+                first_errors.setdefault(kind, item)
+        return SearchResult(self.out, self.store, self.store.best(),
+                            trained=sum(s.trained for s in stages.values()),
+                            reused=sum(s.reused for s in stages.values()),
+                            wall_time_s=sum(s.wall_time_s for s in stages.values()),
+                            failed=sum(s.failed for s in stages.values()), first_errors=first_errors, stages=stages)
 
 
 def run_search(config: SearchConfig, out: str | Path, storage: str | None = None, resume: bool = False,
-               on_trial: Callable[[TrialRecord, int, int], None] | None = None) -> SearchResult:
+               on_trial: Callable[[TrialRecord, int, int], None] | None = None,
+               study: str | None = None) -> SearchResult:
     """Run (or resume) a search and return its result; the Python face of ``nas search``."""
-    return Search(config, out, storage=storage, resume=resume, on_trial=on_trial).run()
+    return Search(config, out, storage=storage, resume=resume, on_trial=on_trial, study=study).run()
+
+
+__all__ = ["RERANK_STAGE", "SEARCH_STAGE", "Search", "SearchConfig", "SearchResult", "build_components",
+           "check_budget_flags", "check_device", "from_known_fields", "objective_options", "run_objective", "run_search",
+           "study_metrics", "training_budget"]

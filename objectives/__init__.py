@@ -10,12 +10,14 @@ import inspect
 from typing import Any, Callable
 
 from nas.errors import ConfigError, unknown_name
+from objectives.accuracy import AccuracyObjective
 from objectives.base import VALUE_KEYS, Objective
 from objectives.mnas import MnasObjective
 from objectives.units import format_quantity, parse_quantity
 from objectives.v2 import V2Objective
 
-OBJECTIVES: dict[str, Callable[..., Objective]] = {"mnas": MnasObjective, "v2": V2Objective}
+OBJECTIVES: dict[str, Callable[..., Objective]] = {"mnas": MnasObjective, "v2": V2Objective,
+                                                  "accuracy": AccuracyObjective}
 
 
 def make_objective(name: str, **options: Any) -> Objective:
@@ -25,9 +27,10 @@ def make_objective(name: str, **options: Any) -> Objective:
     valid = set(inspect.signature(OBJECTIVES[name]).parameters)
     bad = sorted(set(options) - valid)
     if bad:
-        raise ConfigError(f"objective {name!r}: unknown option(s) {', '.join(bad)}; valid: {', '.join(sorted(valid))}")
+        raise ConfigError(f"objective {name!r}: unknown option(s) {', '.join(bad)}; "
+                          f"valid: {', '.join(sorted(valid)) or 'none'}", field="objective")
     return OBJECTIVES[name](**options)
 
 
-__all__ = ["OBJECTIVES", "Objective", "MnasObjective", "V2Objective", "VALUE_KEYS", "make_objective",
+__all__ = ["OBJECTIVES", "AccuracyObjective", "Objective", "MnasObjective", "V2Objective", "VALUE_KEYS", "make_objective",
            "parse_quantity", "format_quantity"]

@@ -36,7 +36,7 @@ def finite(values: Mapping[str, Any], key: str) -> float | None:
 def number(name: str, value: Any, owner: str) -> float:
     """Validate a numeric option (an exponent); one-line ConfigError otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{owner} objective: {name} must be a finite number, got {value!r}")
+        raise ConfigError(f"{owner} objective: {name} must be a finite number, got {value!r}", field=name)
     return float(value)
 
 

@@ -38,9 +38,10 @@ class MnasObjective(Objective):
     def __init__(self, cost: str = "macs", target: str | float | None = None, constraint: str = "soft",
                  w: float | None = None) -> None:
         if cost not in COSTS:
-            raise ConfigError(f"unknown cost {cost!r}; valid: {', '.join(COSTS)}")
+            raise ConfigError(f"unknown cost {cost!r}; valid: {', '.join(COSTS)}", field="cost")
         if constraint not in CONSTRAINTS:
-            raise ConfigError(f"unknown constraint {constraint!r}; valid: {', '.join(CONSTRAINTS)}")
+            raise ConfigError(f"unknown constraint {constraint!r}; valid: {', '.join(CONSTRAINTS)}",
+                              field="constraint")
         self.cost = cost
         self.key = COSTS[cost]
         self.constraint = constraint

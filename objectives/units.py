@@ -31,16 +31,17 @@ def parse_quantity(value: str | int | float, kind: str = "macs", what: str = "ta
     The result must be finite and > 0; ``what`` names the setting in the error message.
     """
     if kind not in KINDS:
-        raise ConfigError(f"{what}: unknown quantity kind {kind!r}; valid: {', '.join(sorted(KINDS))}")
+        raise ConfigError(f"{what}: unknown quantity kind {kind!r}; valid: {', '.join(sorted(KINDS))}", field=what)
     unit_kind = KINDS[kind]
     if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a {unit_kind} such as {_EXAMPLES[unit_kind]}, got {value!r}")
+        raise ConfigError(f"{what}: expected a {unit_kind} such as {_EXAMPLES[unit_kind]}, got {value!r}", field=what)
     if isinstance(value, (int, float)):
         number = float(value)
     else:
         match = _RE.match(str(value))
         if not match:
-            raise ConfigError(f"{what} {value!r}: not a quantity; expected a {unit_kind} such as {_EXAMPLES[unit_kind]}")
+            raise ConfigError(f"{what} {value!r}: not a quantity; expected a {unit_kind} such as "
+                              f"{_EXAMPLES[unit_kind]}", field=what)
         number_text, written = match.groups()
         suffix = written.lower()
         counts, times = COUNT_SUFFIXES, TIME_SUFFIXES
@@ -48,16 +49,16 @@ def parse_quantity(value: str | int | float, kind: str = "macs", what: str = "ta
             if suffix not in counts:
                 hint = "a time" if suffix in times else f"unit {written!r}"
                 raise ConfigError(f"{what} {value!r}: {hint} does not fit {kind}; give a count such as "
-                                  f"{_EXAMPLES['count']}")
+                                  f"{_EXAMPLES['count']}", field=what)
             number = float(number_text) * counts[suffix]
         else:
             if suffix not in times:
                 hint = "a count" if suffix in counts else f"unit {written!r}"
                 raise ConfigError(f"{what} {value!r}: {hint} does not fit {kind}; give a time such as "
-                                  f"{_EXAMPLES['time']}")
+                                  f"{_EXAMPLES['time']}", field=what)
             number = float(number_text) * times[suffix]
     if not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{what} {value!r}: must be > 0")
+        raise ConfigError(f"{what} {value!r}: must be > 0", field=what)
     return number
 
 

@@ -459,6 +459,11 @@ class RayRunner(Runner):
         for slot in self._slots:
             self._kill(slot.actor)
         if self._coordinator is not None:
+            try:  # keep every early-stopping decision in the run's log, where it can be checked
+                for job, epoch, accuracy, stopped in self.asha_history():
+                    self._log("asha", job=job, epoch=epoch, accuracy=accuracy, stopped=stopped)
+            except Exception:  # noqa: BLE001 - the coordinator is gone with its node
+                self._log("warning", note="the ASHA decisions could not be read back")
             self._kill(self._coordinator)
         self._slots, self._running = [], {}
         self._log("close", retries=sum(self.stats.retries.values()))

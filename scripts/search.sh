@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/nas search --out "runs/demo-$(date +%Y%m%d-%H%M%S)" "$@"
+exec .venv/bin/nas search --rerank 3 --out "runs/demo-$(date +%Y%m%d-%H%M%S)" "$@"

@@ -89,13 +89,15 @@ class ProxyConfig:
         from nas.errors import ConfigError
 
         if not (0 < self.width <= 4):
-            raise ConfigError(f"--proxy-width must be in (0, 4], got {self.width}")
+            raise ConfigError(f"proxy_width must be in (0, 4], got {self.width}", field="proxy_width")
         if not (0 < self.depth <= 4):
-            raise ConfigError(f"--proxy-depth must be in (0, 4], got {self.depth}")
+            raise ConfigError(f"proxy_depth must be in (0, 4], got {self.depth}", field="proxy_depth")
         if not (8 <= self.resolution <= 1024):
-            raise ConfigError(f"--proxy-resolution must be between 8 and 1024, got {self.resolution}")
+            raise ConfigError(f"proxy_resolution must be between 8 and 1024, got {self.resolution}",
+                              field="proxy_resolution")
         if self.target_resolution is not None and not (8 <= self.target_resolution <= 4096):
-            raise ConfigError(f"--target-resolution must be between 8 and 4096, got {self.target_resolution}")
+            raise ConfigError(f"target_resolution must be between 8 and 4096, got {self.target_resolution}",
+                              field="target_resolution")
 
 
 @dataclass(frozen=True)

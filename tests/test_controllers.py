@@ -205,18 +205,26 @@ def test_rl_policy_shape_matches_mnasnet():
 
 
 # ------------------------------------------------------------------------------ optuna
-def test_nsga2_optimizes_accuracy_and_macs_from_values_with_fallbacks():
-    controller = make_controller("nsga2", SMALL, seed=0, population_size=4)
-    p = controller.ask()
-    controller.tell(p, 0.3, {"accuracy": 0.8, "macs": 2e8, "params": 1e6})
-    q = controller.ask()
-    controller.tell(q, 0.3, {"params": 5e6})  # no accuracy, no macs: reward and params
-    r = controller.ask()
-    controller.tell(r, 0.25, None)  # nothing: reward and no cost
-    controller.tell(controller.ask(), None)
+def test_nsga2_optimizes_the_values_it_is_given_with_their_directions():
+    controller = make_controller("nsga2", SMALL, seed=0, population_size=4)  # default: accuracy up, MACs down
+    assert controller.study.directions[0].name == "MAXIMIZE" and controller.study.directions[1].name == "MINIMIZE"
+    controller.tell(controller.ask(), 0.3, {"accuracy": 0.8, "macs": 2e8, "params": 1e6})
+    controller.tell(controller.ask(), 0.3, {"params": 5e6})  # lacks the values it optimizes: a failure
     trials = controller.study.get_trials()
-    assert [t.values for t in trials[:3]] == [[0.8, 2e8], [0.3, 5e6], [0.25, 0.0]]
-    assert trials[3].state.name == "FAIL"
+    assert trials[0].values == [0.8, 2e8] and trials[1].state.name == "FAIL"
+
+    v2 = make_controller("nsga2", SMALL, seed=0, population_size=4,
+                         objectives={"accuracy": "max", "step_time_ms": "min", "params": "min"})
+    assert [d.name for d in v2.study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    v2.tell(v2.ask(), 0.5, {"accuracy": 0.9, "step_time_ms": 12.0, "params": 3e6, "macs": 1e8})
+    assert v2.study.get_trials()[0].values == [0.9, 12.0, 3e6]
+    state = v2.state_dict()
+    again = make_controller("nsga2", SMALL, seed=0, population_size=4,
+                            objectives={"accuracy": "max", "step_time_ms": "min", "params": "min"})
+    again.load_state_dict(state)
+    assert again.study.get_trials()[0].values == [0.9, 12.0, 3e6]
+    with pytest.raises(ConfigError, match="objectives"):
+        make_controller("nsga2", SMALL, objectives={"accuracy": "up"})
 
 
 def test_tpe_maximizes_reward_and_fails_quietly(capsys):

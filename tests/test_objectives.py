@@ -136,7 +136,7 @@ def test_bad_mnas_options_are_one_line_config_errors(options, message):
 
 
 def test_bad_names_and_v2_options():
-    with pytest.raises(ConfigError, match=r"unknown objective 'speed'; valid: mnas, v2"):
+    with pytest.raises(ConfigError, match=r"unknown objective 'speed'; valid: accuracy, mnas, v2"):
         make_objective("speed")
     with pytest.raises(ConfigError, match="step_time_ref_ms '5M': a count does not fit"):
         make_objective("v2", step_time_ref_ms="5M")

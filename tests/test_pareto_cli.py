@@ -146,7 +146,7 @@ def test_pick_and_knee_write_a_loadable_full_size_spec(runs, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert set(doc) >= {"spec", "metrics", "trial"}
     spec = ArchSpec.from_dict(doc["spec"])
-    assert spec == store.best_spec(doc["trial"])
+    assert spec == store.trial_spec(doc["trial"]).spec
     assert doc["pareto"]["picked_by"] == "knee" and doc["pareto"]["front"] == 0
     try:
         from nas.api import load_spec

@@ -142,6 +142,34 @@ def test_worker_killed_mid_trial_is_retried(tmp_path):
     assert [e["status"] for e in log if e["event"] == "done" and e["job"] == 1] == ["ok"]
 
 
+def check_asha_decisions(log: list[dict], records: list, max_t: int, grace: int, rf: float) -> None:
+    """Replay every ASHA decision of the run against the rule of the ASHA paper (Li et al. 2020):
+    at each rung (epochs grace * rf^k below max_t) a trial continues only if its accuracy is not
+    below the top-1/rf quantile of the accuracies recorded at that rung before it."""
+    import numpy as np
+
+    rungs = [grace * rf ** k for k in range(64) if grace * rf ** k < max_t]
+    recorded: dict[float, list[float]] = {m: [] for m in rungs}
+    decisions = [e for e in log if e["event"] == "asha"]
+    assert decisions, "the run logged no ASHA decision"
+    stopped_at = {}
+    for e in decisions:
+        milestone = next((m for m in reversed(rungs) if e["epoch"] >= m), None)
+        expected = False
+        if milestone is not None and e["epoch"] == milestone:
+            values = recorded[milestone]
+            cutoff = np.nanpercentile(values, (1 - 1 / rf) * 100) if values else None
+            expected = cutoff is not None and e["accuracy"] < cutoff
+            values.append(e["accuracy"])
+        assert e["stopped"] == expected, (e, recorded)
+        if e["stopped"]:
+            stopped_at[e["job"]] = e["epoch"]
+    pruned = {r.number: r for r in records if r.metrics.status == "pruned"}
+    assert set(pruned) == set(stopped_at)  # every pruned trial was stopped by a logged rung decision
+    for number, epoch in stopped_at.items():
+        assert len(pruned[number].metrics.history) == epoch
+
+
 def test_asha_stops_weak_candidates_and_records_them_pruned(tmp_path):
     out = tmp_path / "asha"
     RUN_DIRS.append(out)
@@ -162,6 +190,7 @@ def test_asha_stops_weak_candidates_and_records_them_pruned(tmp_path):
         assert len(r.metrics.history) == 3
     frame = pd.read_csv(out / "trials.csv")
     assert (frame.status == "pruned").sum() == len(pruned)
+    check_asha_decisions(events(out), records, max_t=3, grace=1, rf=2)
     import torch
 
     told = torch.load(out / "controller.pt", weights_only=True)["told"]
@@ -181,6 +210,22 @@ def test_bad_runner_options_are_one_line_errors(tmp_path):
             make_runner("ray", dataset=None, data_ref=DatasetRef(), run_dir=tmp_path, **options)
         assert error.value.field == next(iter(options))
     assert not (tmp_path / EVENT_LOG).exists()  # refused before Ray started
+
+
+def test_a_run_in_which_every_trial_fails_says_why_and_exits_non_zero(tmp_path, capsys):
+    """--device cuda passes the driver (the workers of a cluster may have GPUs) but fails on every worker."""
+    from nas.cli import main
+
+    out = tmp_path / "nogpu"
+    RUN_DIRS.append(out)
+    code = main(["search", "--runner", "ray", "--workers", "2", "--device", "cuda", "--trials", "3", "--controller",
+                 "random", "--out", str(out), "--quiet", *FAST_FLAGS])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "CUDA is not available" in captured.out  # the first error of its kind, shown while searching
+    assert captured.err.startswith("error: all 3 trials failed") and "CUDA is not available" in captured.err
+    assert captured.err.count("\n") == 1
+    assert (pd.read_csv(out / "trials.csv").status == "failed").all()
 
 
 # -------------------------------------------------------------------------- kill + resume

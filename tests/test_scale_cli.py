@@ -182,11 +182,17 @@ def test_objective_reward_uses_the_full_size_cost(tmp_path):
 
     config = ScaleGridConfig(base=preset("efficientnet-b0").to_dict(), step=0.1, max=1.2, objective="mnas",
                              target="800M")
+    from nas.engine import Engine
+
     grid = ScaleGrid(config, tmp_path / "run")
     point = grid.points[0]
-    values = grid._values(point, Metrics(accuracy=0.5))
+    engine = Engine(grid.store, grid.objective, grid.dataset, grid.data_ref, "cpu")
+    try:
+        values = engine.values(grid.stage().plan(grid.space.choices_of(point)), Metrics(accuracy=0.5))
+    finally:
+        engine.close()
     assert values["macs"] == point.macs and values["actual"] == point.actual
-    assert grid._reward(Metrics(accuracy=0.5), values) == pytest.approx(0.5 * (point.macs / 800e6) ** -0.07)
+    assert grid.objective.reward(values) == pytest.approx(0.5 * (point.macs / 800e6) ** -0.07)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["kind"] == "scale-grid"
 
 

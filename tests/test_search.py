@@ -201,25 +201,16 @@ def test_malformed_yaml_space(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_unwritable_out_and_resume_of_nothing(tmp_path, capsys):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user that can write anywhere (root); covered by the file case below")
-    finally:
-        pass
-    assert main(["search", "--out", str(locked / "run"), "--quiet"]) == 2
-    assert "--out" in capsys.readouterr().err
-
-
-def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("where", ["below a regular file", "in /proc"])
+def test_unwritable_out_is_refused_even_for_root(tmp_path, capsys, where):
+    """Both places refuse a new folder whoever runs the test (root included)."""
     afile = tmp_path / "file"
     afile.write_text("x")
-    assert main(["search", "--out", str(afile / "run"), "--quiet", *FAST_FLAGS]) == 2
-    assert "--out" in capsys.readouterr().err
-    assert afile.read_text() == "x"
+    out = afile / "run" if where == "below a regular file" else Path("/proc") / f"nas-run-{os.getpid()}"
+    assert main(["search", "--out", str(out), "--quiet", *FAST_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out") and err.count("\n") == 1, err
+    assert afile.read_text() == "x" and not out.exists()
 
 
 def test_resume_of_a_folder_without_a_run(tmp_path, capsys):
@@ -234,3 +225,30 @@ def test_cli_subprocess_error_is_one_line_without_traceback(tmp_path):
     proc = _nas("search", "--out", str(tmp_path / "x"), "--controller", "genetic")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_nsga2_on_the_v2_objective_stores_three_directions_and_pareto_uses_them(tmp_path, capsys):
+    import optuna
+
+    out = tmp_path / "v2"
+    assert main(["search", "--out", str(out), "--objective", "v2", "--controller", "nsga2", "--trials", "3",
+                 "--controller-option", "population_size=2", "--quiet", *FAST_FLAGS]) == 0
+    storage = f"sqlite:///{out / 'study.db'}"
+    study = optuna.load_study(study_name="nas-search", storage=storage)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["accuracy", "step_time_ms", "params"]
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert done and all(t.values == [t.user_attrs["values"][k] for k in ("accuracy", "step_time_ms", "params")]
+                        for t in done)
+    capsys.readouterr()
+    assert main(["pareto", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy:max,step_time_ms:min,params:min" in text.replace(" ", "")
+
+
+def test_a_device_that_does_not_exist_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "gpu"
+    assert main(["search", "--out", str(out), "--device", "cuda:7", "--quiet", *FAST_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device cuda:7") and err.count("\n") == 1, err
+    assert not out.exists()

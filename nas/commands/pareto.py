@@ -18,8 +18,10 @@ def add_parser(sub: Any) -> None:
                     "and one hypervolume reference point, so their hypervolumes compare.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) (the --out of nas search)")
-    p.add_argument("--objectives", default=DEFAULT_OBJECTIVES,
-                   help="comma-separated NAME:max|min over trials.csv columns, e.g. accuracy:max,latency_ms:min")
+    p.add_argument("--objectives", default=None,
+                   help="comma-separated NAME:max|min over trials.csv columns, e.g. accuracy:max,latency_ms:min "
+                        "(default: the raw values of the first run's objective, e.g. accuracy:max,macs:min for "
+                        "mnas, accuracy:max,step_time_ms:min,params:min for v2)")
     p.add_argument("--reference", default=None, metavar="V1,V2[,V3]",
                    help="hypervolume reference point, one value per objective (default: 0 for maximized "
                         "objectives such as accuracy, 1.1 x the worst value for minimized costs, over all runs)")
@@ -50,6 +52,15 @@ def _reference(text: str | None, k: int):
     if len(values) != k:
         raise ConfigError(f"--reference {text!r}: expected {k} values, one per objective, got {len(values)}")
     return values
+
+
+def default_objectives(run_dir: str, storage: str | None = None) -> str:
+    """The raw values and directions of the objective ``run_dir`` was searched with."""
+    from nas.search import run_objective
+    from nas.store import open_run
+
+    directions = run_objective(open_run(run_dir, storage).config).directions
+    return ",".join(f"{name}:{direction}" for name, direction in directions.items()) or DEFAULT_OBJECTIVES
 
 
 def _labels(runs: Sequence[str]) -> list[str]:
@@ -102,12 +113,12 @@ def _write(path: str, flag: str, write) -> None:
 def pick_document(store, trial: int, result, how: str) -> dict[str, Any]:
     """b0.json's shape for the chosen trial, plus where it sits among the run's candidates."""
     from nas.errors import ConfigError
-    from nas.store import b0_document
+    from nas.ranking import trial_document
 
     record = store.trial_spec(trial)
     if not record.metrics.ok:
         raise ConfigError(f"trial {trial} {record.metrics.status}; pick a completed trial")
-    document = b0_document(record, store.config)
+    document = trial_document(record, store.config)
     rows = result.candidates[result.candidates["key"] == record.key] if "key" in result.candidates else []
     front = int(rows["front"].iloc[0]) if len(rows) else None
     document["pareto"] = {"picked_by": how, "objectives": str(result.objectives), "front": front,
@@ -123,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.pareto import Objectives, analyze, common_reference, ideal_point, normalized_hypervolume
     from nas.store import open_run
 
-    objectives = Objectives.parse(args.objectives)
+    objectives = Objectives.parse(args.objectives or default_objectives(args.runs[0], args.storage))
     if (args.pick is not None or args.knee) and len(args.runs) != 1:
         raise ConfigError("--pick and --knee take exactly one RUN")
     if (args.pick is not None or args.knee) and not args.out:

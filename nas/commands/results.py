@@ -17,23 +17,32 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from nas.errors import ConfigError
     from nas.fileio import atomic_write_text
-    from nas.reporting import leaderboard_table
+    from nas.ranking import RERANK, choose_b0, ties_with_b0
+    from nas.reporting import leaderboard_table, make_console, rerank_table
     from nas.store import open_run
 
     if args.top <= 0:
         raise ConfigError(f"--top must be a positive integer, got {args.top}")
     store = open_run(args.run, args.storage)
-    console = Console()
+    console = make_console()
     frame = store.dataframe()
     ranked = store.ranked()
     counts = frame["status"].value_counts().to_dict() if len(frame) else {}
     console.print(leaderboard_table(ranked[: args.top], title=f"{args.run}: top {min(args.top, len(ranked))} "
                                                              f"of {len(ranked)} distinct networks"))
     console.print("trials: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
+    choice = choose_b0(store.records())
+    if choice is not None and choice.ranked_by == RERANK:
+        console.print(rerank_table(choice, title="Re-ranked leaders (* B0: best mean re-ranked reward)"))
+    if choice is not None:
+        console.print(f"B0: trial {choice.record.number} ({'re-ranked' if choice.ranked_by == RERANK else 'search'} "
+                      f"reward {choice.reward:.4f})")
+        ties = ties_with_b0(choice)
+        if ties:
+            console.print("tied with B0 (exact McNemar test on the same minival images, p >= 0.05): "
+                          + ", ".join(f"trial {c.search.number} (p = {t.p_value:.2f})" for c, t in ties))
     if args.csv:
         try:
             atomic_write_text(args.csv, frame.to_csv(index=False))

@@ -15,14 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nas.commands.search import add_run_flags, add_training_flags, runner_options
-
-
-def _console() -> Any:
-    """A rich console; 120 columns when writing to a file or pipe so that wide tables are not cut."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=120)
+from nas.reporting import make_console
 
 
 def add_parser(sub: Any) -> None:
@@ -108,7 +101,7 @@ def run_grid(args: argparse.Namespace) -> int:
     from nas.scale_grid import ScaleGrid, ScaleGridConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    console = _console()
+    console = make_console()
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the folder of the grid run to continue)")
     if args.runner != "ray" and runner_options(args):
@@ -291,7 +284,7 @@ def run_apply(args: argparse.Namespace) -> int:
     else:
         title = (f"alpha {coefficients.alpha:g}, beta {coefficients.beta:g}, gamma {coefficients.gamma:g} "
                  f"(alpha*beta^2*gamma^2 = {coefficients.product:.3f})")
-    console = _console()
+    console = make_console()
     console.print(_apply_table(models, title, official=coefficients is None))
     console.print(f"base {base.name or 'spec'} ({base.key()}); resolution rounded to the nearest multiple of 4; "
                   + (f"wrote {', '.join(written)} to {out}" if written else "nothing written (--phi 0)"))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-DEFAULTS = {"space": "efficientnet", "controller": "rl", "objective": "mnas", "dataset": "digits", "trials": 16}
 
 
 def add_parser(sub: Any) -> None:
@@ -39,8 +38,24 @@ def add_parser(sub: Any) -> None:
                    help="v2 objective: reference step time in ms (default: measured on the backbone's proxy)")
     g.add_argument("--params-ref", type=float, default=None,
                    help="v2 objective: reference params (default: the backbone's)")
+    g.add_argument("--latency-table", default=None, metavar="TABLE_JSON",
+                   help="with --cost latency: predict each candidate's latency from this table (nas latency-table "
+                        "build, made on the target device) instead of timing it on the training worker")
     add_training_flags(p)
+    g = p.add_argument_group("re-ranking the leaders (a second stage of the same run)")
+    g.add_argument("--rerank", type=int, default=None, metavar="K",
+                   help="train the top K distinct candidates again at a higher fidelity and choose B0 on that "
+                        "(default 0: no re-ranking)")
+    g.add_argument("--rerank-epochs", type=float, default=None, help="re-rank epochs (default: twice the search's)")
+    g.add_argument("--rerank-seeds", type=int, default=None, help="training seeds per re-ranked candidate (default 1)")
+    g.add_argument("--rerank-width", type=float, default=None, help="re-rank proxy width (default: the search's)")
+    g.add_argument("--rerank-depth", type=float, default=None, help="re-rank proxy depth (default: the search's)")
+    g.add_argument("--rerank-resolution", type=int, default=None,
+                   help="re-rank proxy resolution (default: the search's)")
     add_run_flags(p)
+    p.add_argument("--study", default=None, dest="study_name",
+                   help="name of the study in --storage; several processes given the same storage and study name "
+                        "(each with its own --out) work on one search")
     p.set_defaults(func=run)
 
 
@@ -53,7 +68,7 @@ def add_training_flags(p: Any, search: bool = True) -> None:
     g.add_argument("--data-dir", default=None, help="folder with the dataset's files")
     if search:
         g.add_argument("--trials", type=int, default=None, help="number of candidates (default 16; on --resume: "
-                                                                 "the stored value)")
+                                                                 "the stored value unless given)")
     g.add_argument("--epochs", type=float, default=None, help="proxy training epochs (default: trainer's budget)")
     g.add_argument("--batch-size", type=int, default=None, help="proxy training batch size (default: trainer's)")
     g.add_argument("--proxy-width", type=float, default=0.5, help="width multiplier of the trained proxy")
@@ -105,66 +120,89 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 
 def runner_options(args: argparse.Namespace) -> dict[str, Any]:
     names = ("address", "node_ip_address", "workers", "gpus_per_trial", "cpus_per_trial", "retries", "scheduler")
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+RERANK_FLAGS = ("rerank", "rerank_epochs", "rerank_seeds", "rerank_width", "rerank_depth", "rerank_resolution")
 
 
 def run(args: argparse.Namespace) -> int:
     from nas.errors import ConfigError
-    from nas.search import SearchConfig
+    from nas.reporting import SearchProgress, make_console
+    from nas.search import Search, SearchConfig
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the folder of the run to continue)")
     out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     if args.runner != "ray" and runner_options(args):
         raise ConfigError(f"--{next(iter(runner_options(args))).replace('_', '-')} applies to --runner ray only")
-    config = SearchConfig(
-        space=args.space, controller=args.controller, objective=args.objective, cost=args.cost, target=args.target,
-        constraint=args.constraint, w=args.w, v=args.v, step_time_ref_ms=args.step_time_ref_ms,
-        params_ref=args.params_ref, dataset=args.dataset, data_dir=args.data_dir,
-        trials=args.trials if args.trials is not None else DEFAULTS["trials"], epochs=args.epochs,
-        batch_size=args.batch_size, proxy_width=args.proxy_width, proxy_depth=args.proxy_depth,
-        proxy_resolution=args.proxy_resolution, target_resolution=args.target_resolution, runner=args.runner,
-        runner_options=runner_options(args), device=args.device, seed=args.seed,
-        controller_options=_parse_options(args.controller_option))
-    return execute(config, out, storage=args.storage, resume=args.resume, trials_given=args.trials is not None,
-                   quiet=args.quiet)
+    given = {name: getattr(args, name) for name in ("trials", *RERANK_FLAGS) if getattr(args, name) is not None}
+    if args.resume:
+        config = SearchConfig()  # the stored configuration is used; only ``given`` may change it
+    else:
+        config = SearchConfig(
+            space=args.space, controller=args.controller, objective=args.objective, cost=args.cost,
+            target=args.target, constraint=args.constraint, w=args.w, v=args.v,
+            step_time_ref_ms=args.step_time_ref_ms, params_ref=args.params_ref, dataset=args.dataset,
+            data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, proxy_width=args.proxy_width,
+            proxy_depth=args.proxy_depth, proxy_resolution=args.proxy_resolution,
+            target_resolution=args.target_resolution, runner=args.runner, runner_options=runner_options(args),
+            device=args.device, seed=args.seed, controller_options=_parse_options(args.controller_option),
+            latency_table=args.latency_table, **given)
+    console = make_console()
+    progress = SearchProgress(console, enabled=not args.quiet)
+    search = Search(config, out, storage=args.storage, resume=args.resume, on_trial=progress.update,
+                    study=args.study_name, overrides=given if args.resume else None)
+    return execute(search, out, console, progress, resumed=args.resume)
 
 
-def execute(config: Any, out: Path, storage: str | None, resume: bool, trials_given: bool, quiet: bool) -> int:
-    import optuna
-    from rich.console import Console
+def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) -> int:
+    """Run a prepared search with a progress bar, then print its leaderboard, B0 and what to trust."""
+    from nas.ranking import RERANK, choose_b0, ties_with_b0
+    from nas.reporting import leaderboard_table, rerank_table
 
-    from nas.search import Search
-    from nas.store import RunStore
-    from nas.reporting import SearchProgress, leaderboard_table
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    console = Console(stderr=False)
-    if resume:
-        stored = RunStore.open(out, storage).config
-        if not trials_given:
-            from dataclasses import replace
-
-            config = replace(config, trials=int(stored.get("trials", config.trials)))
-    progress = SearchProgress(console, enabled=not quiet)
-    search = Search(config, out, storage=storage, resume=resume, on_trial=progress.update)
-    done = len(search.store.records())
-    if search.config.trials < done:
-        from nas.errors import ConfigError
-
-        raise ConfigError(f"--trials {search.config.trials} is below the {done} trials this run already holds")
+    done = len(search.store.records("search"))
+    cfg = search.config
     console.print(f"[bold]nas search[/bold] -> {out}  ({search.comps.space.describe()}; "
-                  f"{search.comps.objective.describe()}; controller {search.config.controller}; "
-                  f"dataset {search.config.dataset}; {'resuming at ' + str(done) if resume else 'new run'})")
-    start = time.perf_counter()
-    with progress.running(total=search.config.trials, completed=done):
+                  f"{search.comps.objective.describe()}; controller {cfg.controller}; dataset {cfg.dataset}; "
+                  f"{'resuming at ' + str(done) if resumed else 'new run'})")
+    with progress.running(total=cfg.trials, completed=done):
         result = search.run()
-    console.print(leaderboard_table(result.store.ranked()[:10], title=f"Top candidates of {out}"))
-    console.print(f"{result.trained} trained, {result.reused} repeats reused, "
-                  f"{time.perf_counter() - start:.0f} s.  Outputs: {out}/trials.csv, {out}/b0.json, "
-                  f"{out}/study.db" if search.store.storage_url.startswith("sqlite") else
-                  f"{result.trained} trained, {result.reused} repeats reused.  Outputs: {out}/trials.csv, {out}/b0.json")
-    if result.best is not None:
-        console.print(f"B0: trial {result.best.number}, reward {result.best.reward:.4f}, "
-                      f"accuracy {result.best.metrics.accuracy:.4f}: {result.best.arch}")
+    store = result.store
+    console.print(leaderboard_table(store.ranked()[:10], title=f"Top candidates of {out} (search stage)"))
+    choice = choose_b0(store.records())
+    if choice is not None and choice.ranked_by == RERANK:
+        console.print(rerank_table(choice, title="Re-ranked leaders (* B0: best mean re-ranked reward)"))
+    outputs = ", ".join(str(out / name) for name in ("trials.csv", "b0.json")) + \
+        (f", {out / 'study.db'}" if store.storage_url.startswith("sqlite") else "")
+    console.print(f"{result.trained} trained, {result.reused} repeats reused, {result.failed} failed, "
+                  f"{result.wall_time_s:.0f} s.  Outputs: {outputs}")
+    _warn_about_chance(console, store)
+    if choice is None:
+        records = store.records()
+        first = next(iter(result.first_errors.values()), None)
+        reason = f"first error (trial {first[0]}): {first[1]}" if first else "no candidate finished"
+        sys.stderr.write(f"error: all {len(records)} trials failed; {reason}\n")
+        return 1
+    b0 = choice.record
+    how = (f"mean re-ranked reward {choice.reward:.4f} over {len(choice.candidate.rerank)} trial(s)"
+           if choice.ranked_by == RERANK else f"reward {choice.reward:.4f}")
+    console.print(f"B0: trial {b0.number}, {how}, accuracy {b0.metrics.accuracy:.4f}: {b0.arch}")
+    ties = ties_with_b0(choice)
+    if ties:
+        names = ", ".join(f"trial {c.search.number} (p = {t.p_value:.2f})" for c, t in ties)
+        console.print(f"Statistically tied with B0 (exact McNemar test on the same minival images, p >= 0.05): "
+                      f"{names}. Re-rank with more seeds or epochs (--rerank, --rerank-seeds) or use more "
+                      f"minival data to separate them.")
     return 0
+
+
+def _warn_about_chance(console: Any, store: Any) -> None:
+    """Say so when most candidates cannot be told from guessing, and name the flag that helps."""
+    frame = store.dataframe()
+    scored = frame[frame["at_chance"].notna()] if len(frame) else frame
+    if len(scored) and scored["at_chance"].astype(bool).mean() > 0.5:
+        console.print(f"warning: {int(scored['at_chance'].astype(bool).sum())} of {len(scored)} candidates are at "
+                      f"chance level (their accuracy's 95% interval includes 1/classes): the proxy budget is too "
+                      f"small to learn; raise --epochs (or --proxy-width / --proxy-resolution)", style="yellow",
+                      markup=False, highlight=False)

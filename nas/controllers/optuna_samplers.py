@@ -6,9 +6,10 @@ is ``study.tell``; a proposal the controller never asked (a resumed run replayin
 or one asked before ``load_state_dict``) is added as a finished trial with ``study.add_trial``.
 A failure (reward None) is a FAIL trial, which both samplers ignore.
 
-``tpe`` maximises the reward. ``nsga2`` maximises accuracy and minimises MACs, read from the
-``values`` passed to ``tell``; when a key is absent it falls back to the reward for accuracy and
-to ``params`` (then 0, i.e. no cost pressure) for MACs.
+``tpe`` maximises the reward. ``nsga2`` optimises the objective's raw values with their directions
+(``objectives``, e.g. ``{"accuracy": "max", "step_time_ms": "min", "params": "min"}`` for the v2
+reward; the search passes ``Objective.directions``), read from the ``values`` passed to ``tell``.
+A told candidate missing one of those values counts as failed for NSGA-II.
 
 **State.** An Optuna sampler cannot be stored with ``torch.load(weights_only=True)``, so the state
 lists the finished trials (choices, objective values, state, system attributes) in trial order,
@@ -165,7 +166,8 @@ class TPEController(OptunaController):
     def __init__(self, decisions: Sequence[Decision], seed: int = 0, *, n_startup_trials: int = 10,
                  n_ei_candidates: int = 24, multivariate: bool = False, constant_liar: bool = False) -> None:
         if not (isinstance(n_startup_trials, int) and not isinstance(n_startup_trials, bool) and n_startup_trials >= 0):
-            raise ConfigError(f"tpe controller: n_startup_trials must be an integer >= 0, got {n_startup_trials!r}")
+            raise ConfigError(f"tpe controller: n_startup_trials must be an integer >= 0, got {n_startup_trials!r}",
+                              field="controller_option")
         if not (isinstance(n_ei_candidates, int) and not isinstance(n_ei_candidates, bool) and n_ei_candidates >= 1):
             raise ConfigError(f"tpe controller: n_ei_candidates must be an integer >= 1, got {n_ei_candidates!r}")
         for name, flag in (("multivariate", multivariate), ("constant_liar", constant_liar)):
@@ -183,18 +185,26 @@ class TPEController(OptunaController):
 
 
 class NSGA2Controller(OptunaController):
-    """Optuna's NSGAIISampler on (accuracy up, MACs down); see the module docstring for fallbacks."""
+    """Optuna's NSGAIISampler on the objective's raw values (default: accuracy up, MACs down)."""
 
     name = "nsga2"
-    directions = ("maximize", "minimize")
 
     def __init__(self, decisions: Sequence[Decision], seed: int = 0, *, population_size: int = 50,
-                 mutation_prob: float | None = None, crossover_prob: float = 0.9) -> None:
+                 mutation_prob: float | None = None, crossover_prob: float = 0.9,
+                 objectives: Mapping[str, str] | None = None) -> None:
         if not (isinstance(population_size, int) and not isinstance(population_size, bool) and population_size >= 2):
-            raise ConfigError(f"nsga2 controller: population_size must be an integer >= 2, got {population_size!r}")
+            raise ConfigError(f"nsga2 controller: population_size must be an integer >= 2, got {population_size!r}",
+                              field="controller_option")
         for name, p in (("mutation_prob", mutation_prob), ("crossover_prob", crossover_prob)):
             if p is not None and not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= p <= 1.0):
-                raise ConfigError(f"nsga2 controller: {name} must be in [0, 1], got {p!r}")
+                raise ConfigError(f"nsga2 controller: {name} must be in [0, 1], got {p!r}", field="controller_option")
+        objectives = dict(objectives or {"accuracy": "max", "macs": "min"})
+        bad = {k: v for k, v in objectives.items() if v not in ("max", "min")}
+        if not objectives or bad:
+            raise ConfigError(f"nsga2 controller: objectives must map value names to 'max' or 'min', got "
+                              f"{objectives!r}", field="controller_option")
+        self.objectives = objectives
+        self.directions = tuple("maximize" if d == "max" else "minimize" for d in objectives.values())
         self.options = dict(population_size=population_size, mutation_prob=mutation_prob,
                             crossover_prob=crossover_prob)
         super().__init__(decisions, seed)
@@ -204,15 +214,7 @@ class NSGA2Controller(OptunaController):
 
     def objective_values(self, reward: float, values: Mapping[str, float] | None) -> list[float]:
         values = values or {}
-
-        def pick(*keys: str, default: float) -> float:
-            for key in keys:
-                value = values.get(key)
-                if value is not None and math.isfinite(float(value)):
-                    return float(value)
-            return default
-
-        return [pick("accuracy", default=reward), pick("macs", "params", default=0.0)]
+        return [float(values[name]) if values.get(name) is not None else math.nan for name in self.objectives]
 
 
 __all__ = ["OptunaController", "TPEController", "NSGA2Controller"]

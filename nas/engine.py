@@ -1,0 +1,395 @@
+"""The one loop every search-like job runs on: ask, plan, dedupe, train, reward, tell, store.
+
+::
+
+    Stage.controller.ask() -> choices -> Stage.plan(choices) -> (full-size spec, proxy spec, budget)
+        -> store.reserve (RUNNING trial: a unique number, counted against the stage's budget)
+        -> trained before (same training key, in any stage or process)?  yes: reuse its metrics
+           in flight here or in another process?  wait for it, then reuse
+           no: runner.submit(proxy, budget) ... runner.wait() -> Metrics
+    Metrics + counted cost of the full-size network (+ the plan's extra values) -> objective.reward
+        -> controller.tell -> store.complete (persisted before the next ask) -> trials.csv, b0.json
+
+A *stage* is one pass with its own controller and trial budget: a search's ``search`` stage (a
+space and a learning controller), its ``rerank`` stage (the leaders again at a higher fidelity,
+proposed in order), the compound-scaling grid (the α/β/γ points in order), a fidelity check. They
+share the store, the runner and the dedupe: a network trained once with one budget is never
+trained again, whichever stage asks for it.
+
+**Training key.** What decides that two proposals are the same training job: the proxy network
+(its key), the budget (epochs, seed, ...) and, when the reward measures the full-size network's
+latency on the worker, the full-size network too. Two grid points whose proxies round to the
+same network train once; two search proposals that build the same network train once.
+
+**Resume.** A killed process loses only what was training. Its reservations stay RUNNING in the
+study; the same run folder resumed adopts and trains them first, under their original numbers, so
+trial numbers stay contiguous. Finished trials the controller checkpoint had not seen are replayed.
+
+**Several processes on one study.** Reservations carry a heartbeat (Optuna's RDB heartbeat). A
+process counts every reservation below its own before training (exact totals), reuses what any
+process trained, waits for what another process is training, and takes over a reservation whose
+owner's heartbeat stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from nas.decisions import Decision, Proposal
+from nas.errors import ConfigError, StorageError
+from nas.fileio import atomic_torch_save
+from nas.metrics import Metrics
+from nas.spec import ArchSpec
+from nas.store import HEARTBEAT_S, RunStore, TrialRecord
+
+CHECKPOINT = "controller.pt"
+STALE_CHECK_S = 10.0
+FOREIGN_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one proposal becomes: the network whose cost counts, the one that trains, and how."""
+
+    full: ArchSpec
+    proxy: ArchSpec
+    budget: Any  # nas.training.TrainBudget
+    extra: Mapping[str, float] = field(default_factory=dict)  # values stored with the trial (grid ratios)
+
+
+@dataclass
+class Stage:
+    """One pass of the engine.
+
+    ``plan(choices)`` turns a proposal into a :class:`Plan`; ``trials`` is the stage's budget of
+    trials (reuses count); ``checkpoint`` is where the controller's state is saved after every trial
+    (None for controllers that are rebuilt from the store, such as a fixed list of points).
+    """
+
+    name: str
+    decisions: tuple[Decision, ...]
+    controller: Any
+    trials: int
+    plan: Callable[[tuple[int, ...]], Plan]
+    checkpoint: Path | None = None
+
+
+@dataclass
+class StageResult:
+    trained: int = 0  # candidates trained by this process in this call
+    reused: int = 0  # proposals answered by an earlier identical training job
+    failed: int = 0
+    wall_time_s: float = 0.0
+    first_errors: dict[str, tuple[int, str]] = field(default_factory=dict)  # kind -> (trial, message)
+
+
+def train_key(plan: Plan, measures_full_network: bool) -> str:
+    """The dedupe key of a training job (see the module docstring)."""
+    blob = {"proxy": plan.proxy.key(), "budget": plan.budget.to_dict()}
+    if measures_full_network:
+        blob["full"] = plan.full.key()
+    text = json.dumps(blob, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def arch_string(spec: ArchSpec) -> str:
+    from nas.blockstrings import spec_to_block_strings
+
+    return " ".join(spec_to_block_strings(spec, style="typed"))
+
+
+def error_kind(message: str) -> str:
+    """``'RuntimeError: CUDA out of memory ...'`` -> ``'RuntimeError'``: failures are grouped by kind."""
+    head = message.split(":", 1)[0].strip()
+    return head if head and " " not in head else (message.split()[0] if message.split() else "unknown")
+
+
+class _Heartbeat:
+    """Keeps this process's reservations alive while they train or wait (a background thread)."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self.numbers: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="nas-heartbeat", daemon=True)
+        self._thread.start()
+
+    def add(self, number: int) -> None:
+        with self._lock:
+            self.numbers.add(number)
+
+    def remove(self, number: int) -> None:
+        with self._lock:
+            self.numbers.discard(number)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            with self._lock:
+                numbers = sorted(self.numbers)
+            if numbers:
+                self.store.heartbeat(numbers)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=HEARTBEAT_S + 1)
+
+
+@dataclass
+class _Job:
+    number: int
+    proposal: Proposal
+    plan: Plan
+    key: str
+
+
+class Engine:
+    """Runs stages against one store, one objective, one dataset and one runner."""
+
+    def __init__(self, store: RunStore, objective: Any, dataset: Any, data_ref: Any, device: str,
+                 runner: str = "local", runner_options: Mapping[str, Any] | None = None,
+                 measure_full_latency: bool = False, latency: Callable[[ArchSpec], float] | None = None,
+                 on_trial: Callable[[TrialRecord, int, int], None] | None = None) -> None:
+        self.store = store
+        self.objective = objective
+        self.dataset = dataset
+        self.data_ref = data_ref
+        self.device = device
+        self.runner_name = runner
+        self.runner_options = dict(runner_options or {})
+        self.measure_full_latency = measure_full_latency and latency is None
+        self.latency = latency
+        self.on_trial = on_trial
+        self._runner: Any = None
+        self._heartbeat = _Heartbeat(store)
+
+    # ----------------------------------------------------------------------------- runner
+    def runner(self) -> Any:
+        """The runner, started at the first job that really trains (a fully reused stage starts none)."""
+        if self._runner is None:
+            from runners import make_runner
+
+            self._runner = make_runner(self.runner_name, device=self.device, dataset=self.dataset,
+                                       data_ref=self.data_ref, run_dir=self.store.run_dir, **self.runner_options)
+        return self._runner
+
+    def close(self) -> None:
+        self._heartbeat.stop()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            runner.close()
+
+    # ------------------------------------------------------------------------------ stage
+    def run(self, stage: Stage) -> StageResult:
+        """Drive ``stage`` until it holds ``stage.trials`` trials (counting every process's)."""
+        start = time.perf_counter()
+        result = StageResult()
+        told = self._restore(stage)
+        adopt = [r for r in self.store.reservations(stage.name) if r.owner == self.store.owner]
+        in_flight: dict[int, _Job] = {}
+        waiting: dict[str, list[_Job]] = {}  # training key in flight (here or elsewhere) -> jobs waiting on it
+        last_stale_check = 0.0
+        while True:
+            capacity = self._runner.capacity if self._runner is not None else 1
+            while len(in_flight) < capacity:
+                job = self._next_job(stage, adopt)
+                if job is None:
+                    break
+                self._dispatch(stage, job, in_flight, waiting, result, told)
+            if not in_flight and not waiting:
+                if adopt or self.store.counted(stage.name) < stage.trials:
+                    continue  # room left (a reservation elsewhere was given up): ask again
+                break
+            if in_flight:
+                for job_done, metrics in self.runner().wait():
+                    job = in_flight.pop(job_done.trial)
+                    record = self._finish(stage, job, metrics, None, result, told)
+                    result.trained += 1
+                    for repeat in waiting.pop(job.key, []):
+                        self._finish(stage, repeat, record.metrics, record.number, result, told)
+                        result.reused += 1
+            else:
+                time.sleep(FOREIGN_POLL_S)
+            if time.perf_counter() - last_stale_check > STALE_CHECK_S:
+                self.store.fail_stale()
+                last_stale_check = time.perf_counter()
+            self._resolve_foreign(stage, in_flight, waiting, result, told)
+        result.wall_time_s = time.perf_counter() - start
+        return result
+
+    def _next_job(self, stage: Stage, adopt: list[Any]) -> _Job | None:
+        """An adopted reservation, or a new proposal reserved within the stage's budget (None: budget full)."""
+        if adopt:
+            reservation = adopt.pop(0)
+            indices = tuple(reservation.indices)
+            plan = stage.plan(indices)
+            return _Job(reservation.number, Proposal(-1 - reservation.number, indices), plan,
+                        train_key(plan, self.measure_full_latency))
+        if self.store.counted(stage.name) >= stage.trials:
+            return None
+        proposal = stage.controller.ask()
+        plan = stage.plan(proposal.choices)
+        key = train_key(plan, self.measure_full_latency)
+        choices = {d.name: d.options[i] for d, i in zip(stage.decisions, proposal.choices)}
+        number = self.store.reserve(stage.name, choices, proposal.choices, stage.decisions, plan.full,
+                                    arch_string(plan.full), key)
+        if not self.store.within_budget(number, stage.name, stage.trials):
+            self.store.give_up(number, "another process filled the stage's budget first")
+            return None
+        return _Job(number, proposal, plan, key)
+
+    def _dispatch(self, stage: Stage, job: _Job, in_flight: dict[int, _Job], waiting: dict[str, list[_Job]],
+                  result: StageResult, told: set[int]) -> None:
+        from runners.base import TrainJob
+
+        self._heartbeat.add(job.number)
+        done = self.store.trained_record(job.key)
+        if done is not None:
+            self._finish(stage, job, done.metrics, done.number, result, told)
+            result.reused += 1
+            return
+        busy_here = any(j.key == job.key for j in in_flight.values())
+        busy_elsewhere = any(r.train_key == job.key and r.number != job.number and r.owner != self.store.owner
+                             for r in self.store.reservations())
+        if busy_here or busy_elsewhere:
+            waiting.setdefault(job.key, []).append(job)
+            return
+        in_flight[job.number] = job
+        self.runner().submit(TrainJob(trial=job.number, spec=job.plan.proxy, dataset=self.data_ref,
+                                      budget=job.plan.budget, device=self.device, full_spec=job.plan.full,
+                                      measure_full_latency=self.measure_full_latency))
+
+    def _resolve_foreign(self, stage: Stage, in_flight: dict[int, _Job], waiting: dict[str, list[_Job]],
+                         result: StageResult, told: set[int]) -> None:
+        """Jobs waiting on another process: reuse its result, or train it here if that process died."""
+        if not waiting:
+            return
+        local = {j.key for j in in_flight.values()}
+        running = {r.train_key for r in self.store.reservations() if r.owner != self.store.owner}
+        for key in [k for k in waiting if k not in local]:
+            done = self.store.trained_record(key)
+            jobs = waiting.pop(key)
+            if done is not None:
+                for job in jobs:
+                    self._finish(stage, job, done.metrics, done.number, result, told)
+                    result.reused += 1
+            elif key not in running:  # its trainer died or gave up: train it here, the others wait on us
+                first, rest = jobs[0], jobs[1:]
+                self._dispatch(stage, first, in_flight, waiting, result, told)
+                if rest:
+                    waiting.setdefault(key, []).extend(rest)
+            else:
+                waiting[key] = jobs
+
+    # ---------------------------------------------------------------------------- results
+    def values(self, plan: Plan, metrics: Metrics) -> dict[str, float]:
+        """The objective's inputs: the full-size network's counted cost, the proxy's measurements, extras."""
+        from nas.counting import count
+
+        cost = count(plan.full)
+        values = {"macs": float(cost.macs), "params": float(cost.params)}
+        for name in ("accuracy", "step_time_ms", "latency_ms"):
+            value = getattr(metrics, name)
+            if value is not None:
+                values[name] = float(value)
+        if self.latency is not None:
+            values["latency_ms"] = float(self.latency(plan.full))
+        values.update({k: float(v) for k, v in plan.extra.items()})
+        return values
+
+    def _finish(self, stage: Stage, job: _Job, metrics: Metrics, reused_from: int | None, result: StageResult,
+                told: set[int]) -> TrialRecord:
+        values = self.values(job.plan, metrics)
+        reward = None
+        if metrics.status in ("ok", "pruned") and metrics.accuracy is not None:
+            reward = self.objective.reward(values)
+        choices = {d.name: d.options[i] for d, i in zip(stage.decisions, job.proposal.choices)}
+        record = TrialRecord(choices=choices, indices=job.proposal.choices, metrics=metrics, spec=job.plan.full,
+                             arch=arch_string(job.plan.full), key=job.plan.full.key(),
+                             reward=reward if metrics.ok else None, values=values, reused_from=reused_from,
+                             stage=stage.name, train_key=job.key)
+        record = self.store.complete(job.number, record)
+        self._heartbeat.remove(job.number)
+        if not metrics.ok and metrics.status != "pruned":
+            result.failed += 1
+            result.first_errors.setdefault(error_kind(metrics.error or metrics.status),
+                                           (job.number, metrics.error or metrics.status))
+        stage.controller.tell(job.proposal, reward, values)
+        told.add(job.number)
+        self._save_checkpoint(stage, told)
+        self.store.write_outputs()
+        if self.on_trial is not None:
+            self.on_trial(record, len(self.store.records(stage.name)), stage.trials)
+        return record
+
+    # ------------------------------------------------------------------------------ resume
+    def _restore(self, stage: Stage) -> set[int]:
+        """Load the controller checkpoint and replay stored trials it has not seen; returns the told set."""
+        told: set[int] = set()
+        if stage.checkpoint is not None and stage.checkpoint.exists():
+            from nas.checkpoint import read_torch_file
+
+            checkpoint = read_torch_file(stage.checkpoint, "controller checkpoint")
+            try:
+                stage.controller.load_state_dict(checkpoint["controller"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise StorageError(f"{stage.checkpoint}: unusable controller checkpoint ({exc})") from None
+            told = set(checkpoint.get("told", []))
+        for record in self.store.records(stage.name):
+            if record.number not in told and len(record.indices) == len(stage.decisions):
+                reward = record.reward if record.metrics.status in ("ok", "pruned") else None
+                stage.controller.tell(Proposal(-1 - record.number, record.indices), reward,
+                                      dict(record.values) or None)
+                told.add(record.number)
+        return told
+
+    def _save_checkpoint(self, stage: Stage, told: set[int]) -> None:
+        if stage.checkpoint is not None:
+            atomic_torch_save({"controller": stage.controller.state_dict(), "told": sorted(told),
+                               "controller_name": getattr(stage.controller, "name", "")}, stage.checkpoint)
+
+
+def measure_reference_step_time(full: ArchSpec, proxy: ArchSpec, data_ref: Any, dataset: Any, budget: Any,
+                                device: str) -> float:
+    """The v2 reward's default step-time reference: the proxy of ``full`` timed for a few steps."""
+    from runners.base import TrainJob, run_job
+
+    job = TrainJob(trial=-1, spec=proxy, dataset=data_ref, budget=replace(budget, steps=12), device=device,
+                   full_spec=full)
+    metrics = run_job(job, data=dataset)
+    if not metrics.ok or not metrics.step_time_ms:
+        raise ConfigError(f"could not measure the reference step time for the v2 reward: {metrics.error}",
+                          field="step_time_ref_ms")
+    return float(metrics.step_time_ms)
+
+
+def with_v2_references(options: dict[str, Any], objective: str, full: ArchSpec, proxy: ArchSpec,
+                       data_ref: Any, dataset: Any, budget: Any, device: str) -> dict[str, Any]:
+    """Fill the v2 reward's missing references from a reference network: its params and its proxy's step time."""
+    from nas.counting import count
+
+    if objective != "v2":
+        return {}
+    refs: dict[str, Any] = {}
+    if options.get("params_ref") is None:
+        refs["params_ref"] = float(count(full).params)
+    if options.get("step_time_ref_ms") is None:
+        refs["step_time_ref_ms"] = measure_reference_step_time(full, proxy, data_ref, dataset, budget, device)
+    return refs
+
+
+def proposals_in_order(decisions: Sequence[Decision], points: Sequence[Sequence[int]]) -> Any:
+    """A controller that proposes ``points`` one after the other (see :mod:`nas.controllers.sequence`)."""
+    from nas.controllers.sequence import SequenceController
+
+    return SequenceController(decisions, points=points)
+
+
+__all__ = ["CHECKPOINT", "Engine", "Plan", "Stage", "StageResult", "arch_string", "error_kind",
+           "measure_reference_step_time", "proposals_in_order", "train_key", "with_v2_references"]

@@ -1,0 +1,115 @@
+"""How much a proxy's accuracy can be trusted: intervals, paired tests and rank agreement.
+
+A proxy is scored on a few hundred to a few thousand minival images, so two candidates a point
+apart are often indistinguishable. These small pure functions say so:
+
+* :func:`wilson_interval`: the 95% Wilson score interval of an accuracy (better than the normal
+  approximation near 0 and 1 and at small n).
+* :func:`at_chance`: an accuracy whose interval reaches down to 1 / classes cannot be told from
+  guessing.
+* :func:`mcnemar`: are two candidates different *on the same images*? The exact McNemar test:
+  a two-sided binomial test on the images exactly one of them got right (scipy.stats.binomtest).
+  It is paired, so it is far sharper than comparing two intervals.
+* :func:`rank_agreement`: Kendall's tau and Spearman's rho (scipy.stats) with percentile
+  bootstrap intervals, for the proxy-fidelity check.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+
+def wilson_interval(correct: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """(low, high) of the Wilson score interval for ``correct`` successes out of ``total``."""
+    if total <= 0:
+        return (0.0, 1.0)
+    p = correct / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def at_chance(accuracy: float, total: int, num_classes: int) -> bool:
+    """True when the accuracy's 95% interval includes chance level (1 / ``num_classes``)."""
+    if total <= 0 or num_classes <= 1:
+        return False
+    low, _ = wilson_interval(round(accuracy * total), total)
+    return low <= 1.0 / num_classes
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """The exact McNemar test of two candidates on the same images."""
+
+    only_a: int  # images only the first got right
+    only_b: int  # images only the second got right
+    p_value: float
+
+    def tied(self, alpha: float = 0.05) -> bool:
+        return self.p_value >= alpha
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedTest:
+    """Exact (binomial) McNemar test of two per-image correctness vectors of the same split."""
+    from scipy.stats import binomtest
+
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"paired test needs the same images: {a.shape[0]} vs {b.shape[0]}")
+    only_a = int(np.sum(a & ~b))
+    only_b = int(np.sum(~a & b))
+    n = only_a + only_b
+    p_value = 1.0 if n == 0 else float(binomtest(only_a, n, 0.5).pvalue)
+    return PairedTest(only_a, only_b, p_value)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A rank correlation with its percentile bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+    p_value: float
+
+
+def rank_agreement(x: Sequence[float], y: Sequence[float], resamples: int = 2000,
+                   seed: int = 0) -> dict[str, Agreement]:
+    """Kendall's tau and Spearman's rho of two paired samples, each with a 95% bootstrap interval.
+
+    The point values and p-values are scipy's (``kendalltau``, tau-b; ``spearmanr``). The interval
+    resamples pairs with replacement; resamples where a correlation is undefined (all values tied)
+    are dropped.
+    """
+    from scipy.stats import kendalltau, spearmanr
+
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xs.shape != ys.shape or xs.shape[0] < 3:
+        raise ValueError("rank agreement needs at least 3 pairs")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, fn in (("kendall_tau", kendalltau), ("spearman_rho", spearmanr)):
+        result = fn(xs, ys)
+        boot = []
+        with warnings.catch_warnings():  # resamples of tied values have no correlation: dropped below
+            warnings.simplefilter("ignore")
+            for _ in range(resamples):
+                idx = rng.integers(0, xs.shape[0], xs.shape[0])
+                value = fn(xs[idx], ys[idx])[0]
+                if np.isfinite(value):
+                    boot.append(value)
+        low, high = (np.percentile(boot, [2.5, 97.5]) if boot else (math.nan, math.nan))
+        out[name] = Agreement(float(result[0]), float(low), float(high), float(result[1]))
+    return out
+
+
+__all__ = ["Agreement", "PairedTest", "Z95", "at_chance", "mcnemar", "rank_agreement", "wilson_interval"]

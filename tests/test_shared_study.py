@@ -1,0 +1,112 @@
+"""Several `nas search` processes on one study (``--storage URL --study NAME``), each with its own --out.
+
+Runs on a real SQLite file here; tests/test_postgres.py runs the same scenario on a real PostgreSQL.
+Both processes use the same seed, so they propose the same networks in the same order: one trains,
+the other must wait for it and reuse its result.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.store import open_run
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
+# Short heartbeats so that a killed process's reservation goes stale within seconds.
+ENV = {**os.environ, "SCALENAS_HEARTBEAT_S": "1", "SCALENAS_GRACE_S": "5"}
+
+
+def search_args(storage: str, out: Path, trials: int = 4) -> list[str]:
+    return [sys.executable, "-m", "nas", "search", "--storage", storage, "--study", "shared", "--out", str(out),
+            "--trials", str(trials), "--controller", "random", "--seed", "0", "--quiet", *FAST]
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def finished_trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        study = optuna.load_study(study_name="shared", storage=storage)
+    except KeyError:  # not created yet
+        return []
+    return [t for t in study.get_trials() if "metrics" in t.user_attrs]
+
+
+def check_shared_study(storage: str, runs: list[Path], trials: int = 4) -> None:
+    """Exact total, unique numbers, and at least one network trained by one process reused by the other."""
+    done = finished_trials(storage)
+    assert len(done) == trials, [(t.number, t.state.name) for t in done]
+    numbers = [t.number for t in done]
+    assert len(set(numbers)) == len(numbers)
+    owners = {t.number: t.user_attrs["owner"] for t in done}
+    reuses = [t for t in done if t.user_attrs.get("reused_from") is not None]
+    assert any(owners[t.user_attrs["reused_from"]] != owners[t.number] for t in reuses), \
+        "no network trained by one process was reused by the other"
+    keys_trained = [t.user_attrs["train_key"] for t in done if t.user_attrs.get("reused_from") is None]
+    assert len(keys_trained) == len(set(keys_trained)), "a network was trained twice"
+    for run in runs:  # each process's folder reads the whole shared study
+        assert len(open_run(run).records()) == trials
+
+
+def run_two_processes(storage: str, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    first = start(search_args(storage, a))
+    time.sleep(1.0)  # let the first process create the study
+    second = start(search_args(storage, b))
+    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    for proc, (out, err) in zip((first, second), outputs):
+        assert proc.returncode == 0, err
+        assert "database is locked" not in err + out
+    check_shared_study(storage, [a, b])
+
+
+def run_with_a_kill(storage: str, tmp_path: Path) -> None:
+    a, b = tmp_path / "ka", tmp_path / "kb"
+    survivor = start(search_args(storage, a, trials=6))
+    time.sleep(1.0)
+    victim = start(search_args(storage, b, trials=6))
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and len(finished_trials(storage)) < 2:
+            time.sleep(0.2)
+        assert len(finished_trials(storage)) >= 2, "the processes never finished two trials"
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+    out, err = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, err
+    resumed = subprocess.run([*search_args(storage, b, trials=6), "--resume"], cwd=REPO, capture_output=True,
+                             text=True, env=ENV, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    check_shared_study(storage, [a, b], trials=6)
+
+
+def test_two_processes_share_one_sqlite_study(tmp_path):
+    run_two_processes(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
+
+
+def test_killing_one_process_leaves_the_other_and_resume_completes(tmp_path):
+    run_with_a_kill(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
+
+
+def test_joining_a_study_of_another_search_is_refused(tmp_path, capsys):
+    from nas.cli import main
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert main(["search", "--storage", storage, "--study", "shared", "--out", str(tmp_path / "x"), "--trials", "1",
+                 "--controller", "random", "--quiet", *FAST]) == 0
+    code = main(["search", "--storage", storage, "--study", "shared", "--out", str(tmp_path / "y"), "--trials", "1",
+                 "--controller", "random", "--space", "mnasnet", "--quiet", *FAST])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "another search (space is 'efficientnet' there" in err, err
+    assert not (tmp_path / "y" / "run.json").exists()
