@@ -163,7 +163,7 @@ class RayRunner(Runner):
         if not isinstance(self.retries, int) or self.retries < 0:
             raise ConfigError(f"retries must be an integer >= 0, got {self.retries!r}", field="retries")
         if data not in ("put", "load"):
-            raise unknown_name("data mode", data, ("put", "load"), field="data")
+            raise unknown_name("data mode", data, ("put", "load"))
         if not rf > 1:
             raise ConfigError(f"asha_reduction_factor must be > 1, got {rf!r}", field="asha_reduction_factor")
         if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):

@@ -4,7 +4,6 @@ line; atomic, locked builds; ``imagefolder`` decoded in bounded memory."""
 
 from __future__ import annotations
 
-import io
 import pickle
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from nas.data.augment import resize_images
 from nas.data.cache import DATA_OFFSET, MAGIC, map_file, read_header, split_path
 from nas.data.mapped import MappedDataset
 from nas.errors import DataError
+
+from imagefolders import write_png_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,7 +137,7 @@ def test_stale_and_damaged_caches_are_detected(tmp_path):
 
 def test_failed_build_leaves_nothing_and_parallel_openers_build_once(tmp_path):
     folder = tmp_path / "images"
-    _write_pngs(folder, 20, mode="L")
+    write_png_folder(folder, 20, mode="L")
     (folder / "c1" / "broken.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(DataError, match="broken.png: cannot decode image"):
         load_dataset("imagefolder", folder, cache_dir=tmp_path / "c", resolution=16)
@@ -157,13 +158,13 @@ def test_failed_build_leaves_nothing_and_parallel_openers_build_once(tmp_path):
 
 def test_imagefolder_cache_equals_memory_gray_and_mixed(tmp_path):
     gray = tmp_path / "gray"
-    _write_pngs(gray, 30, mode="L")
+    write_png_folder(gray, 30, mode="L")
     assert_same_rows(load_dataset("imagefolder", gray, cache_dir=tmp_path / "cg", resolution=16),
                      load_dataset("imagefolder", gray), 16)
     assert read_header(split_path(tmp_path / "cg", "train")).shape[1] == 1  # compacted to one channel
     mixed = tmp_path / "mixed"
-    _write_pngs(mixed, 30, mode="L")
-    _write_pngs(mixed, 3, mode="RGB", start=100)
+    write_png_folder(mixed, 30, mode="L")
+    write_png_folder(mixed, 3, mode="RGB", start=100)
     mapped = load_dataset("imagefolder", mixed, cache_dir=tmp_path / "cm", resolution=20, image_size=24)
     assert mapped.in_chans == 3
     assert_same_rows(mapped, load_dataset("imagefolder", mixed, image_size=24), 20)
@@ -175,7 +176,7 @@ def test_imagefolder_is_decoded_in_bounded_memory(tmp_path):
     they are first written as, before the gray compaction, never enters the process). The 100,000-file case is the same code for longer:
     benchmarks/data_cache.py runs it (it costs a minute, too long for the suite)."""
     folder = tmp_path / "images"
-    _write_pngs(folder, 12000, mode="L", size=8)
+    write_png_folder(folder, 12000, mode="L", size=8)
     script = f"""
 import sys
 from pathlib import Path
@@ -192,7 +193,7 @@ data = load_dataset("imagefolder", Path({str(folder)!r}), cache_dir=Path({str(tm
                     image_size=64)
 print(status("VmHWM") - base, len(data.train_y) + len(data.minival_y))
 """
-    _write_pngs(tmp_path / "warmup", 300, mode="L", size=8)
+    write_png_folder(tmp_path / "warmup", 300, mode="L", size=8)
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     growth, count = (int(v) for v in result.stdout.split())
@@ -202,24 +203,6 @@ print(status("VmHWM") - base, len(data.train_y) + len(data.minival_y))
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _write_pngs(root: Path, count: int, mode: str, size: int = 10, start: int = 0) -> None:
-    """``count`` small PNGs over two classes, written from a few encoded variants (fast for many files)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(start)
-    variants = []
-    for _ in range(8):
-        shape = (size, size, 3) if mode == "RGB" else (size, size)
-        buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(buffer, "PNG")
-        variants.append(buffer.getvalue())
-    for name in ("c0", "c1"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    for i in range(start, start + count):
-        with open(root / f"c{i % 2}" / f"{i:06d}.png", "wb") as handle:
-            handle.write(variants[i % len(variants)])
-
-
 def _write_idx(folder: Path, seed: int = 0, n: int = 40) -> None:
     """A small valid MNIST-format folder (train and test IDX files)."""
     rng = np.random.default_rng(seed)
