@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from cluster import free_port
+
 BINDIR_ENV = "NAS_PG_BINDIR"
 HOST = "127.0.0.5"
 SUPERUSER = "nas"
@@ -73,14 +75,6 @@ def _server_user() -> pwd.struct_passwd | None:
         except KeyError:
             continue
     raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' account exists to run PostgreSQL")
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -176,7 +170,7 @@ def start_postgres(host: str = HOST) -> Iterator[PostgresServer]:
     if bindir is None:
         raise FileNotFoundError(missing_reason())
     root = Path(tempfile.mkdtemp(prefix="naspg-", dir="/tmp"))  # short: the unix socket lives here
-    server = PostgresServer(bindir=bindir, root=root, host=host, port=_free_port(host), user=SUPERUSER,
+    server = PostgresServer(bindir=bindir, root=root, host=host, port=free_port(host), user=SUPERUSER,
                             password=secrets.token_hex(16), account=_server_user())
     try:
         server._hand_over()
