@@ -203,10 +203,10 @@ class RayRunner(Runner):
 
     def _probe(self, address: str, node_ip_address: str | None, timeout_s: float) -> None:
         """Answer a wrong address in bounded time, before ``ray.init`` retries it for minutes."""
-        from runners.ray_support import _tcp_check, probe_cluster
+        from runners.ray_support import tcp_check, probe_cluster
 
         if address.startswith("ray://"):  # Ray Client: a gRPC proxy on the head, not the GCS
-            _tcp_check(address[len("ray://"):], timeout_s)
+            tcp_check(address[len("ray://"):], timeout_s, shown=address)
             return
         target = address
         if address == "auto":

@@ -157,17 +157,22 @@ def _split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _tcp_check(address: str, timeout_s: float) -> None:
+def tcp_check(address: str, timeout_s: float, shown: str | None = None) -> None:
+    """A TCP connection to ``HOST:PORT`` within ``timeout_s``, or a :class:`ConfigError` saying why
+    not (``shown`` is the address as the user wrote it, e.g. with ``ray://``)."""
+    shown = shown or address
     host, port = _split_address(address)
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             pass
+    except socket.gaierror:
+        raise ConfigError(f"address {shown}: unknown host {host!r}", field="address") from None
     except socket.timeout:
-        raise ConfigError(f"address {address}: no answer within {timeout_s:g} s (is a Ray head running there, "
+        raise ConfigError(f"address {shown}: no answer within {timeout_s:g} s (is a Ray head running there, "
                           "and reachable from this machine?)", field="address") from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"address {address}: cannot connect ({reason.lower()}); start the head there with "
+        raise ConfigError(f"address {shown}: cannot connect ({reason.lower()}); start the head there with "
                           f"`ray start --head --port {port}`", field="address") from None
 
 
@@ -235,7 +240,7 @@ def probe_cluster(address: str, timeout_s: float = 10.0, node_ip_address: str | 
     argument at fault. ``env`` is the environment the cluster is asked from (default this process's;
     it must hold the cluster's ``RAY_AUTH_TOKEN``).
     """
-    _tcp_check(address, timeout_s)
+    tcp_check(address, timeout_s)
     nodes = _gcs_nodes(address, timeout_s, env)
     if node_ip_address is not None:
         live = sorted({n.ip for n in nodes if n.alive})
@@ -342,5 +347,5 @@ def reap_stale_sessions(root: Path) -> list[int]:
     return killed
 
 
-__all__ = ["TrainWorker", "WorkerResult", "AshaCoordinator", "ClusterNode", "probe_cluster", "check_node_ip",
+__all__ = ["TrainWorker", "WorkerResult", "AshaCoordinator", "ClusterNode", "probe_cluster", "check_node_ip", "tcp_check",
            "temp_root", "link_logs", "stale_sessions", "reap_stale_sessions"]
