@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from nas.errors import unknown_name
-from runners.base import DatasetRef, Runner, TrainJob, run_job
+from runners.base import DatasetRef, Runner, TrainJob, dataset_ref, run_job
 
 
 def _local(**options: Any) -> Runner:
@@ -36,4 +36,4 @@ def make_runner(name: str, **options: Any) -> Runner:
     return RUNNERS[name](**options)
 
 
-__all__ = ["RUNNERS", "DatasetRef", "Runner", "TrainJob", "make_runner", "run_job"]
+__all__ = ["RUNNERS", "DatasetRef", "Runner", "TrainJob", "dataset_ref", "make_runner", "run_job"]

@@ -47,6 +47,15 @@ class TrainJob:
     tag: dict[str, Any] = field(default_factory=dict)
 
 
+def dataset_ref(config: Any) -> DatasetRef:
+    """The :class:`DatasetRef` of a search-like config (``dataset``, ``data_dir``, ``seed``, and the
+    optional ``data_cache`` / ``rebuild_cache``: the data cache at the config's ``proxy_resolution``)."""
+    cache = getattr(config, "data_cache", None)
+    return DatasetRef(config.dataset, config.data_dir, config.seed, cache_dir=str(cache) if cache else None,
+                      resolution=int(config.proxy_resolution) if cache else None,
+                      rebuild_cache=bool(getattr(config, "rebuild_cache", False)))
+
+
 _DATA_CACHE: dict[DatasetRef, Any] = {}
 
 

@@ -214,3 +214,17 @@ def _write_idx(folder: Path, seed: int = 0, n: int = 40) -> None:
                                       + rng.integers(0, 256, count * 28 * 28, dtype=np.uint8).tobytes())
         (folder / labels).write_bytes(b"\x00\x00\x08\x01" + count.to_bytes(4, "big")
                                       + (np.arange(count) % 10).astype(np.uint8).tobytes())
+
+
+def test_a_search_config_with_a_data_cache_gives_workers_the_mapped_dataset(tmp_path):
+    from types import SimpleNamespace
+
+    from runners.base import DatasetRef, cached_dataset, dataset_ref
+
+    plain = SimpleNamespace(dataset="digits", data_dir=None, seed=2, proxy_resolution=16)
+    assert dataset_ref(plain) == DatasetRef("digits", None, 2)
+    cached = SimpleNamespace(**vars(plain), data_cache=tmp_path, rebuild_cache=True)
+    ref = dataset_ref(cached)
+    assert ref == DatasetRef("digits", None, 2, cache_dir=str(tmp_path), resolution=16, rebuild_cache=True)
+    data = cached_dataset(ref)
+    assert isinstance(data, MappedDataset) and data.image_size == (16, 16) and data.seed == 2
