@@ -83,17 +83,14 @@ def node_loss_run(two_nodes, tmp_path_factory):
         while time.time() < deadline:
             log = events(out)
             on_second = {e["node"] for e in log if e["event"] == "worker" and e["ip"] == second.ip}
-            done = [e for e in log if e["event"] == "done" and e["node"] in on_second]
-            if done:
-                finished = {e["job"] for e in log if e["event"] == "done"}
+            finished = {e["job"] for e in log if e["event"] == "done"}
+            if any(e["event"] == "done" and e["node"] in on_second for e in log):
                 busy = [e for e in log if e["event"] == "submit" and e["node"] in on_second
                         and e["job"] not in finished]
-                if busy:
-                    time.sleep(0.5)  # inside the trial's training
-                    if busy[-1]["job"] not in {e["job"] for e in events(out) if e["event"] == "done"}:
-                        killed.update(job=busy[-1]["job"], node=busy[-1]["node"], raylet=second.kill_raylet())
-                        return
-            time.sleep(0.1)
+                if busy:  # the second node has just been given a trial (training takes seconds): lose it now
+                    killed.update(job=busy[-1]["job"], node=busy[-1]["node"], raylet=second.kill_raylet())
+                    return
+            time.sleep(0.02)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
