@@ -45,7 +45,7 @@ def sample_spec(rng: np.random.Generator) -> ArchSpec:
         stages.append(StageSpec(**fields))
         in_ch = out
     return ArchSpec(stem_channels=stem, stages=tuple(stages), head_channels=int(rng.choice([0, 640, 1280])),
-                    resolution=int(rng.choice([64, 96, 128, 160])), norm=str(rng.choice(NORMS)),
+                    resolution=int(rng.choice([64, 96, 128, 160])), norm=str(rng.choice(NORMS.names)),
                     in_chans=int(rng.choice([1, 3])), num_classes=int(rng.choice([10, 1000])))
 
 

@@ -76,4 +76,12 @@ def load_spec(x: str | Path | ArchSpec | Mapping[str, Any]) -> ArchSpec:
     raise SpecError(f"{text!r} is not a preset, a spec JSON file or block strings; presets: {', '.join(PRESETS)}")
 
 
-__all__ = ["load_spec", "spec_from_json_data"]
+def load_model(path: str | Path, ema: bool = False) -> Any:
+    """The network of a trained ``model.pt`` with its weights (the EMA weights when ``ema``), in eval
+    mode. Its inputs are normalized as in training: see :meth:`nas.checkpoint.ModelCheckpoint.normalization`."""
+    from nas.checkpoint import build_trained_model, load_model_checkpoint
+
+    return build_trained_model(load_model_checkpoint(path), ema=ema)
+
+
+__all__ = ["load_model", "load_spec", "spec_from_json_data"]

@@ -1,62 +1,75 @@
-"""The layers a spec is built from: stem, the four block types, squeeze-excite, head.
+"""The layers networks are built from: MBConv, Fused-MBConv, depthwise-separable and conv blocks,
+squeeze-excite, stem and head. Public: use them in any network, not only in built specs.
 
-Each block receives its widths, stride and the norm / activation factories, so the same code
-serves every norm and activation a spec may name. Every ``forward`` is a short straight sequence of
-named sub-layers, which keeps the analytic counter (:mod:`nas.counting`) easy to check against it.
+Every block takes plain arguments (widths, kernel, stride, expansion, SE ratio, group size, skip,
+drop-connect rate) and its norm and activation either by registry name (``norm="groupnorm"``,
+``activation="relu"``; see :data:`nas.kinds.NORMS` and :data:`nas.kinds.ACTIVATIONS`) or as a factory
+(``norm=lambda c: nn.BatchNorm2d(c)``, ``activation=nn.Hardswish``). The builder uses these same
+classes. Arguments are validated like a spec's stage fields and raise :class:`~nas.errors.SpecError`.
+
+Each ``forward`` is a short straight sequence of named sub-layers, which keeps the analytic counter
+(:meth:`nas.kinds.block.BlockKind.cost`) easy to check against it.
+
+    >>> block = MBConv(32, 32, kernel=5, expansion=4, se_ratio=0.25, norm="groupnorm")
+    >>> block(torch.zeros(2, 32, 16, 16)).shape
+    torch.Size([2, 32, 16, 16])
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 from torch import nn
 
+from nas.errors import SpecError
+from nas.kinds import ACTIVATIONS, NORMS
+from nas.spec import StageSpec, expanded_width, se_width
+
 NormFactory = Callable[[int], nn.Module]
 ActFactory = Callable[[], nn.Module]
-
-BN_EPS = 1e-3
-BN_MOMENTUM = 0.01  # PyTorch's momentum is 1 - TF's decay (0.99)
-GN_MAX_GROUPS = 32
-GN_MIN_GROUP_WIDTH = 4
+Norm = Union[str, NormFactory]
+Activation = Union[str, ActFactory]
 
 
-def groupnorm_groups(channels: int) -> int:
-    """Group count for ``groupnorm``: the most groups (at most 32) that divide ``channels`` while
-    keeping at least 4 channels per group (1 group when the width is below 8).
+def activation_factory(activation: Activation) -> ActFactory:
+    """``activation`` as a factory ``() -> nn.Module``: a registry name resolved, a factory kept."""
+    if isinstance(activation, str):
+        return ACTIVATIONS[activation]
+    if not callable(activation):
+        raise SpecError(f"activation: expected an activation name or a factory () -> module, got {activation!r}",
+                        field="activation")
+    return activation
 
-    Groups of a single channel would zero every 1x1 feature map, which proxies at small
-    resolutions reach in their last stages; four channels per group avoids that.
+
+class NormAct:
+    """The norm and activation layers of a block, from registry names or factories.
+
+    A registered norm kind decides both layers where a norm is followed by an activation (Proxy
+    Normalization, for one, wraps the activation); a factory norm is called as ``norm(channels)``
+    and a factory activation as ``activation()``.
     """
-    best = 1
-    for groups in range(1, GN_MAX_GROUPS + 1):
-        if channels % groups == 0 and channels // groups >= GN_MIN_GROUP_WIDTH:
-            best = groups
-    return best
 
+    def __init__(self, norm: Norm = "batchnorm", activation: Activation = "silu") -> None:
+        if isinstance(norm, str):
+            self.kind = NORMS[norm]
+        elif callable(norm):
+            self.kind = None
+        else:
+            raise SpecError(f"norm: expected a norm name or a factory channels -> module, got {norm!r}", field="norm")
+        self._norm = norm
+        self.activation = activation_factory(activation)
 
-def make_norm(kind: str) -> NormFactory:
-    """A factory ``channels -> norm layer`` for a spec's ``norm`` name.
+    def norm(self, channels: int, activation_follows: bool = True) -> nn.Module:
+        if self.kind is None:
+            return self._norm(channels)
+        return self.kind.build(channels, activation_follows)
 
-    ``layernorm`` normalizes each sample over channels and space (GroupNorm with one group), which
-    like ``groupnorm`` does not depend on the batch.
-    """
-    if kind == "batchnorm":
-        return lambda c: nn.BatchNorm2d(c, eps=BN_EPS, momentum=BN_MOMENTUM)
-    if kind == "groupnorm":
-        return lambda c: nn.GroupNorm(groupnorm_groups(c), c, eps=BN_EPS)
-    if kind == "layernorm":
-        return lambda c: nn.GroupNorm(1, c, eps=BN_EPS)
-    raise ValueError(f"unknown norm {kind!r}")  # the spec validated it already
-
-
-def make_act(kind: str) -> ActFactory:
-    if kind == "silu":
-        return lambda: nn.SiLU(inplace=True)
-    if kind == "relu":
-        return lambda: nn.ReLU(inplace=True)
-    raise ValueError(f"unknown activation {kind!r}")  # the spec validated it already
+    def act(self, channels: int) -> nn.Module:
+        """The activation after a norm of ``channels`` channels."""
+        activation = self.activation()
+        return activation if self.kind is None else self.kind.wrap_activation(channels, activation)
 
 
 def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, bias: bool = False) -> nn.Conv2d:
@@ -73,24 +86,38 @@ def drop_connect(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     return x * mask / keep
 
 
-class SqueezeExcite(nn.Module):
-    """Channel gate from global context; the bottleneck width follows the block's *input* width,
-    as in the official EfficientNet / MnasNet code (not the expanded width)."""
+def _validated(block: str, in_channels: int, drop_rate: float, **fields) -> StageSpec:
+    """Check a block's arguments with the spec's own rules (one place for them)."""
+    if not (isinstance(in_channels, int) and not isinstance(in_channels, bool) and in_channels >= 1):
+        raise SpecError(f"in_channels: must be an integer >= 1, got {in_channels!r}", field="in_channels")
+    if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)) or not 0.0 <= drop_rate < 1.0:
+        raise SpecError(f"drop_rate: must be in [0, 1), got {drop_rate!r}", field="drop_rate")
+    stage = StageSpec(block=block, repeats=1, **fields)
+    width = stage.mid_channels(in_channels)
+    if width % stage.group_size:
+        raise SpecError(f"group_size: {stage.group_size} does not divide the {width} channels of the grouped "
+                        "convolution", field="group_size")
+    return stage
 
-    def __init__(self, channels: int, reduced: int, act: ActFactory) -> None:
+
+class SqueezeExcite(nn.Module):
+    """Channel gate from global context: mean-pool, 1x1 reduce, activation, 1x1 expand, sigmoid.
+
+    EfficientNet / MnasNet size the bottleneck from the block's *input* width (not the expanded
+    one): pass ``reduced_channels`` for that; the default is a quarter of ``channels``.
+    """
+
+    def __init__(self, channels: int, reduced_channels: int | None = None, activation: Activation = "silu") -> None:
         super().__init__()
+        reduced = se_width(channels, 0.25) if reduced_channels is None else reduced_channels
         self.reduce = nn.Conv2d(channels, reduced, 1, bias=True)
-        self.act = act()
+        self.act = activation_factory(activation)()
         self.expand = nn.Conv2d(reduced, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = x.mean((2, 3), keepdim=True)
         scale = self.expand(self.act(self.reduce(scale)))
         return x * torch.sigmoid(scale)
-
-
-def se_width(in_ch: int, se_ratio: float) -> int:
-    return max(1, int(in_ch * se_ratio))
 
 
 class _Residual(nn.Module):
@@ -109,26 +136,36 @@ class _Residual(nn.Module):
         return drop_connect(x, self.drop_rate, self.training) + shortcut
 
 
-class MBConv(_Residual):
-    """Inverted bottleneck: 1x1 expand, k x k grouped (depthwise) conv, SE, 1x1 linear projection."""
+def _se(width: int, in_channels: int, se_ratio: float, activation: Activation) -> SqueezeExcite | None:
+    return SqueezeExcite(width, se_width(in_channels, se_ratio), activation) if se_ratio > 0 else None
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expansion: float, mid: int,
-                 se_ratio: float, group_size: int, skip: bool, drop_rate: float,
-                 norm: NormFactory, act: ActFactory) -> None:
+
+class MBConv(_Residual):
+    """Inverted bottleneck: 1x1 expand (none at expansion 1), k x k depthwise conv (``group_size``
+    channels per group; 1 = depthwise), squeeze-excite, 1x1 linear projection; residual where
+    ``skip`` and the shapes allow, with drop-connect at ``drop_rate`` while training."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, expansion: float = 6,
+                 se_ratio: float = 0.25, group_size: int = 1, *, norm: Norm = "batchnorm",
+                 activation: Activation = "silu", skip: bool = True, drop_rate: float = 0.0) -> None:
         super().__init__()
-        self._setup_residual(in_ch, out_ch, stride, skip, drop_rate)
+        _validated("mbconv", in_channels, drop_rate, kernel=kernel, stride=stride, expansion=expansion,
+                   out_channels=out_channels, se_ratio=se_ratio, skip=skip, group_size=group_size)
+        layers = NormAct(norm, activation)
+        mid = expanded_width(in_channels, expansion)
+        self._setup_residual(in_channels, out_channels, stride, skip, drop_rate)
         if expansion != 1:
-            self.conv_pw = conv(in_ch, mid, 1)
-            self.bn1 = norm(mid)
-            self.act1 = act()
+            self.conv_pw = conv(in_channels, mid, 1)
+            self.bn1 = layers.norm(mid)
+            self.act1 = layers.act(mid)
         else:
             self.conv_pw = self.bn1 = self.act1 = None
         self.conv_dw = conv(mid, mid, kernel, stride, groups=mid // group_size)
-        self.bn2 = norm(mid)
-        self.act2 = act()
-        self.se = SqueezeExcite(mid, se_width(in_ch, se_ratio), act) if se_ratio > 0 else None
-        self.conv_pwl = conv(mid, out_ch, 1)
-        self.bn3 = norm(out_ch)
+        self.bn2 = layers.norm(mid)
+        self.act2 = layers.act(mid)
+        self.se = _se(mid, in_channels, se_ratio, layers.activation)
+        self.conv_pwl = conv(mid, out_channels, 1)
+        self.bn3 = layers.norm(out_channels, activation_follows=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -142,31 +179,37 @@ class MBConv(_Residual):
 
 
 class FusedMBConv(_Residual):
-    """Fused inverted bottleneck: one k x k conv replaces expand + depthwise.
+    """Fused inverted bottleneck: one k x k conv replaces expand + depthwise, then SE and a 1x1
+    linear projection.
 
     With expansion 1 the block is a single k x k conv in->out with norm and activation; its SE (if
     any) then gates the input, as the official EfficientNetV2 code does.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expansion: float, mid: int,
-                 se_ratio: float, skip: bool, drop_rate: float, norm: NormFactory, act: ActFactory) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, expansion: float = 4,
+                 se_ratio: float = 0.0, *, norm: Norm = "batchnorm", activation: Activation = "silu",
+                 skip: bool = True, drop_rate: float = 0.0) -> None:
         super().__init__()
-        self._setup_residual(in_ch, out_ch, stride, skip, drop_rate)
+        _validated("fused_mbconv", in_channels, drop_rate, kernel=kernel, stride=stride, expansion=expansion,
+                   out_channels=out_channels, se_ratio=se_ratio, skip=skip)
+        layers = NormAct(norm, activation)
+        self._setup_residual(in_channels, out_channels, stride, skip, drop_rate)
         self.expanded = expansion != 1
-        width = mid if self.expanded else in_ch
         if self.expanded:
-            self.conv_exp = conv(in_ch, mid, kernel, stride)
-            self.bn1 = norm(mid)
-            self.act1 = act()
+            mid = expanded_width(in_channels, expansion)
+            self.conv_exp = conv(in_channels, mid, kernel, stride)
+            self.bn1 = layers.norm(mid)
+            self.act1 = layers.act(mid)
+            self.se = _se(mid, in_channels, se_ratio, layers.activation)
+            self.conv_pwl = conv(mid, out_channels, 1)
+            self.bn2 = layers.norm(out_channels, activation_follows=False)
+            self.act2 = None
         else:
             self.conv_exp = self.bn1 = self.act1 = None
-        self.se = SqueezeExcite(width, se_width(in_ch, se_ratio), act) if se_ratio > 0 else None
-        if self.expanded:
-            self.conv_pwl = conv(mid, out_ch, 1)
-        else:
-            self.conv_pwl = conv(in_ch, out_ch, kernel, stride)
-        self.bn2 = norm(out_ch)
-        self.act2 = None if self.expanded else act()
+            self.se = _se(in_channels, in_channels, se_ratio, layers.activation)
+            self.conv_pwl = conv(in_channels, out_channels, kernel, stride)
+            self.bn2 = layers.norm(out_channels)
+            self.act2 = layers.act(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -183,16 +226,20 @@ class FusedMBConv(_Residual):
 class DepthwiseSeparable(_Residual):
     """k x k depthwise (or grouped) conv, SE, 1x1 linear pointwise conv: MnasNet's SepConv."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, se_ratio: float, group_size: int,
-                 skip: bool, drop_rate: float, norm: NormFactory, act: ActFactory) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, se_ratio: float = 0.0,
+                 group_size: int = 1, *, norm: Norm = "batchnorm", activation: Activation = "silu",
+                 skip: bool = True, drop_rate: float = 0.0) -> None:
         super().__init__()
-        self._setup_residual(in_ch, out_ch, stride, skip, drop_rate)
-        self.conv_dw = conv(in_ch, in_ch, kernel, stride, groups=in_ch // group_size)
-        self.bn1 = norm(in_ch)
-        self.act1 = act()
-        self.se = SqueezeExcite(in_ch, se_width(in_ch, se_ratio), act) if se_ratio > 0 else None
-        self.conv_pw = conv(in_ch, out_ch, 1)
-        self.bn2 = norm(out_ch)
+        _validated("ds", in_channels, drop_rate, kernel=kernel, stride=stride, expansion=1,
+                   out_channels=out_channels, se_ratio=se_ratio, skip=skip, group_size=group_size)
+        layers = NormAct(norm, activation)
+        self._setup_residual(in_channels, out_channels, stride, skip, drop_rate)
+        self.conv_dw = conv(in_channels, in_channels, kernel, stride, groups=in_channels // group_size)
+        self.bn1 = layers.norm(in_channels)
+        self.act1 = layers.act(in_channels)
+        self.se = _se(in_channels, in_channels, se_ratio, layers.activation)
+        self.conv_pw = conv(in_channels, out_channels, 1)
+        self.bn2 = layers.norm(out_channels, activation_follows=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -206,13 +253,17 @@ class DepthwiseSeparable(_Residual):
 class ConvBlock(_Residual):
     """A plain k x k conv with norm and activation (MnasNet's "Conv" operator)."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, skip: bool, drop_rate: float,
-                 norm: NormFactory, act: ActFactory) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, *,
+                 norm: Norm = "batchnorm", activation: Activation = "silu", skip: bool = True,
+                 drop_rate: float = 0.0) -> None:
         super().__init__()
-        self._setup_residual(in_ch, out_ch, stride, skip, drop_rate)
-        self.conv = conv(in_ch, out_ch, kernel, stride)
-        self.bn1 = norm(out_ch)
-        self.act1 = act()
+        _validated("conv", in_channels, drop_rate, kernel=kernel, stride=stride, expansion=1,
+                   out_channels=out_channels, skip=skip)
+        layers = NormAct(norm, activation)
+        self._setup_residual(in_channels, out_channels, stride, skip, drop_rate)
+        self.conv = conv(in_channels, out_channels, kernel, stride)
+        self.bn1 = layers.norm(out_channels)
+        self.act1 = layers.act(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
@@ -223,30 +274,34 @@ class ConvBlock(_Residual):
 class Stem(nn.Module):
     """3x3 stride-2 conv, norm, activation."""
 
-    def __init__(self, in_ch: int, out_ch: int, norm: NormFactory, act: ActFactory) -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, norm: Norm = "batchnorm",
+                 activation: Activation = "silu") -> None:
         super().__init__()
-        self.conv = conv(in_ch, out_ch, 3, 2)
-        self.bn = norm(out_ch)
-        self.act = act()
+        layers = NormAct(norm, activation)
+        self.conv = conv(in_channels, out_channels, 3, 2)
+        self.bn = layers.norm(out_channels)
+        self.act = layers.act(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
 
 
 class Head(nn.Module):
-    """Optional 1x1 conv to ``head_ch`` (norm, activation), global average pool, dropout, linear."""
+    """Optional 1x1 conv to ``head_channels`` (norm, activation; 0 = none), global average pool,
+    dropout, linear classifier."""
 
-    def __init__(self, in_ch: int, head_ch: int, num_classes: int, dropout: float,
-                 norm: NormFactory, act: ActFactory) -> None:
+    def __init__(self, in_channels: int, head_channels: int, num_classes: int, dropout: float = 0.2, *,
+                 norm: Norm = "batchnorm", activation: Activation = "silu") -> None:
         super().__init__()
-        if head_ch > 0:
-            self.conv = conv(in_ch, head_ch, 1)
-            self.bn = norm(head_ch)
-            self.act = act()
-            features = head_ch
+        if head_channels > 0:
+            layers = NormAct(norm, activation)
+            self.conv = conv(in_channels, head_channels, 1)
+            self.bn = layers.norm(head_channels)
+            self.act = layers.act(head_channels)
+            features = head_channels
         else:
             self.conv = self.bn = self.act = None
-            features = in_ch
+            features = in_channels
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(features, num_classes)
 
@@ -261,10 +316,11 @@ class Head(nn.Module):
 
 @torch.no_grad()
 def init_weights(module: nn.Module, generator: torch.Generator | None = None) -> None:
-    """The official EfficientNet initialization.
+    """The official EfficientNet initialization of convolutions and linear layers.
 
     Conv weights ~ N(0, sqrt(2 / fan_out)) with fan_out = k * k * out_channels / groups; linear
-    weights ~ U(-1/sqrt(out_features), 1/sqrt(out_features)); biases 0; norm scale 1, shift 0.
+    weights ~ U(-1/sqrt(out_features), 1/sqrt(out_features)); biases 0. Norm layers initialize
+    themselves (scale 1, shift 0 for the built-in kinds; see :mod:`nas.kinds.norm`).
     """
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
@@ -276,6 +332,7 @@ def init_weights(module: nn.Module, generator: torch.Generator | None = None) ->
             bound = 1.0 / math.sqrt(m.out_features)
             m.weight.uniform_(-bound, bound, generator=generator)
             m.bias.zero_()
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            m.weight.fill_(1.0)
-            m.bias.zero_()
+
+
+__all__ = ["ConvBlock", "DepthwiseSeparable", "FusedMBConv", "Head", "MBConv", "NormAct", "SqueezeExcite", "Stem",
+           "activation_factory", "conv", "drop_connect", "init_weights"]

@@ -11,11 +11,12 @@ import re
 from typing import Any, Iterable, NamedTuple, Sequence
 
 from nas.errors import SpecError
+from nas.kinds import BLOCKS
+from nas.kinds.block import BlockKind
 from nas.spec import ACTIVATIONS, ArchSpec, StageSpec
 
 STYLES = ("efficientnet", "v2", "typed")
-PREFIXES = {"ir": "mbconv", "er": "fused_mbconv", "ds": "ds", "cn": "conv"}
-PREFIX_OF = {block: prefix for prefix, block in PREFIXES.items()}
+OFFICIAL_STYLES = ("efficientnet", "v2")
 FLAG_ACTIVATION = {"nre": "relu", "nsw": "silu"}
 ACTIVATION_FLAG = {act: flag for flag, act in FLAG_ACTIVATION.items()}
 _TOKEN = re.compile(r"([a-z]+)(.*)")
@@ -30,6 +31,16 @@ class DecodedBlock(NamedTuple):
     in_channels: int | None
     style: str
     explicit_activation: bool
+
+
+def _by_prefix() -> dict[str, BlockKind]:
+    """Typed-notation prefix -> block kind, from the registry."""
+    return {kind.prefix: kind for kind in BLOCKS.kinds()}
+
+
+def _by_code(style: str) -> dict[int, BlockKind]:
+    """Conv-type code -> block kind in an official notation (EfficientNetV2: 0 MBConv, 1 Fused-MBConv)."""
+    return {kind.official[style]: kind for kind in BLOCKS.kinds() if style in kind.official}
 
 
 def _fail(text: str, field: str, message: str) -> SpecError:
@@ -60,9 +71,10 @@ def decode_block(text: str, activation: str = "silu") -> DecodedBlock:
       (expansion 1 is MnasNet's depthwise-separable block, which builds the same layers).
     * EfficientNetV2 official, e.g. ``r2_k3_s1_e1_i24_o24_c1``: as above with a one-digit stride and
       ``c1`` for Fused-MBConv (``c0`` or no ``c``: MBConv).
-    * Type-prefixed, e.g. ``ir_r2_k3_s2_e6_c24_se0.25``: a prefix ``ir_`` (MBConv), ``er_``
-      (Fused-MBConv), ``ds_`` (depthwise-separable) or ``cn_`` (plain conv), then ``r``, ``k``,
-      ``s`` (one digit), ``e`` (required for ir/er, 1 and optional for ds/cn; may be fractional),
+    * Type-prefixed, e.g. ``ir_r2_k3_s2_e6_c24_se0.25``: the block kind's prefix (``ir_`` MBConv,
+      ``er_`` Fused-MBConv, ``ds_`` depthwise-separable, ``cn_`` plain conv: :data:`nas.kinds.BLOCKS`),
+      then ``r``, ``k``, ``s`` (one digit), ``e`` (required for kinds with an expansion, 1 and
+      optional for ds/cn; may be fractional),
       ``c`` output channels, optional ``se`` ratio, ``gs`` group size of the k x k conv (default 1 =
       depthwise), flags ``noskip``, ``nre`` (ReLU) or ``nsw`` (SiLU). ``i`` is not used: the input
       width is the previous stage's output.
@@ -75,7 +87,7 @@ def decode_block(text: str, activation: str = "silu") -> DecodedBlock:
         raise SpecError(f"block string {text!r}: empty")
     text = text.strip()
     parts = text.split("_")
-    prefix = parts[0] if parts[0] in PREFIXES else None
+    prefix = _by_prefix().get(parts[0])
     options: dict[str, str] = {}
     flags: set[str] = set()
     for part in parts[1:] if prefix else parts:
@@ -90,7 +102,7 @@ def decode_block(text: str, activation: str = "silu") -> DecodedBlock:
         else:
             options[key] = value
     if prefix:
-        return _decode_typed(text, PREFIXES[prefix], options, flags, activation)
+        return _decode_typed(text, prefix, options, flags, activation)
     return _decode_official(text, options, flags, activation)
 
 
@@ -132,13 +144,12 @@ def _decode_official(text: str, options: dict[str, str], flags: set[str], activa
         raise _fail(text, "s", f"expected s1/s2 (V2) or s11/s22 (EfficientNet), got s{stride_text}")
     _check_keys(text, options, flags, allowed, {"noskip"}, ("r", "k", "s", "e", "i", "o"),
                 "EfficientNet" if style == "efficientnet" else "EfficientNetV2")
-    block = "mbconv"
-    if "c" in options:
-        conv_type = _int(text, "c", options["c"])
-        if conv_type not in (0, 1):
-            raise _fail(text, "c", f"conv type must be 0 (MBConv) or 1 (Fused-MBConv), got {conv_type}")
-        block = "fused_mbconv" if conv_type == 1 else "mbconv"
-    stage = _stage(text, block=block, repeats=_int(text, "r", options["r"]), kernel=_int(text, "k", options["k"]),
+    kinds = _by_code(style)
+    conv_type = _int(text, "c", options["c"]) if "c" in options else 0
+    if conv_type not in kinds:
+        valid = " or ".join(f"{code} ({kind.title})" for code, kind in sorted(kinds.items()))
+        raise _fail(text, "c", f"conv type must be {valid}, got {conv_type}")
+    stage = _stage(text, block=kinds[conv_type].name, repeats=_int(text, "r", options["r"]), kernel=_int(text, "k", options["k"]),
                    stride=int(stride_text[0]), expansion=_int(text, "e", options["e"]),
                    out_channels=_int(text, "o", options["o"]),
                    se_ratio=_num(text, "se", options["se"]) if "se" in options else 0.0,
@@ -149,10 +160,11 @@ def _decode_official(text: str, options: dict[str, str], flags: set[str], activa
     return DecodedBlock(stage, in_channels, style, False)
 
 
-def _decode_typed(text: str, block: str, options: dict[str, str], flags: set[str], activation: str) -> DecodedBlock:
-    required = ("r", "k", "s", "e", "c") if block in ("mbconv", "fused_mbconv") else ("r", "k", "s", "c")
+def _decode_typed(text: str, kind: BlockKind, options: dict[str, str], flags: set[str],
+                  activation: str) -> DecodedBlock:
+    required = ("r", "k", "s", "e", "c") if kind.has_expansion else ("r", "k", "s", "c")
     _check_keys(text, options, flags, {"r", "k", "s", "e", "c", "se", "gs"}, {"noskip", *FLAG_ACTIVATION},
-                required, f"{PREFIX_OF[block]}_")
+                required, f"{kind.prefix}_")
     act_flags = flags & set(FLAG_ACTIVATION)
     if len(act_flags) > 1:
         raise _fail(text, "activation", "both nre and nsw given")
@@ -162,7 +174,7 @@ def _decode_typed(text: str, block: str, options: dict[str, str], flags: set[str
     if len(options["s"]) != 1:
         raise _fail(text, "s", f"the typed notation writes the stride as one digit, got s{options['s']}")
     expansion = _num(text, "e", options["e"]) if "e" in options else 1
-    stage = _stage(text, block=block, repeats=_int(text, "r", options["r"]), kernel=_int(text, "k", options["k"]),
+    stage = _stage(text, block=kind.name, repeats=_int(text, "r", options["r"]), kernel=_int(text, "k", options["k"]),
                    stride=_int(text, "s", options["s"]), expansion=expansion,
                    out_channels=_int(text, "c", options["c"]),
                    se_ratio=_num(text, "se", options["se"]) if "se" in options else 0.0,
@@ -187,9 +199,10 @@ def encode_block(stage: StageSpec, in_channels: int, style: str = "typed", activ
     layers. The typed notation writes the activation flag whenever it is ReLU or differs from the
     spec's, so strings pasted without the spec keep their activation.
     """
+    kind = BLOCKS[stage.block]
     if style == "typed":
-        parts = [PREFIX_OF[stage.block], f"r{stage.repeats}", f"k{stage.kernel}", f"s{stage.stride}"]
-        if stage.block in ("mbconv", "fused_mbconv"):
+        parts = [kind.prefix, f"r{stage.repeats}", f"k{stage.kernel}", f"s{stage.stride}"]
+        if kind.has_expansion:
             parts.append(f"e{_fmt(stage.expansion)}")
         parts.append(f"c{stage.out_channels}")
         if stage.se_ratio > 0:
@@ -210,18 +223,16 @@ def encode_block(stage: StageSpec, in_channels: int, style: str = "typed", activ
         raise SpecError(f"expansion: {where}: it needs an integer expansion (use style 'typed')")
     if stage.activation != activation:
         raise SpecError(f"activation: {where}: it cannot give a stage its own activation (use style 'typed')")
-    block = stage.block
-    if style == "efficientnet" and block in ("fused_mbconv", "conv"):
-        raise SpecError(f"block: {where}: it has no {block} blocks (use style 'v2' or 'typed')")
-    if block == "conv":
-        block, expansion = "fused_mbconv", 1
-    else:
-        expansion = int(stage.expansion)
+    written = kind if kind.official or kind.official_alias is None else BLOCKS[kind.official_alias]
+    if style not in written.official:
+        able = [s for s in OFFICIAL_STYLES if s in written.official] + ["typed"]
+        raise SpecError(f"block: {where}: it has no {stage.block} blocks (use style "
+                        f"{' or '.join(repr(s) for s in able)})")
     stride = f"{stage.stride}{stage.stride}" if style == "efficientnet" else f"{stage.stride}"
-    parts = [f"r{stage.repeats}", f"k{stage.kernel}", f"s{stride}", f"e{expansion}", f"i{in_channels}",
+    parts = [f"r{stage.repeats}", f"k{stage.kernel}", f"s{stride}", f"e{int(stage.expansion)}", f"i{in_channels}",
              f"o{stage.out_channels}"]
-    if block == "fused_mbconv":
-        parts.append("c1")
+    if written.official[style]:
+        parts.append(f"c{written.official[style]}")
     if stage.se_ratio > 0:
         parts.append(f"se{_fmt(stage.se_ratio)}")
     if not stage.skip:

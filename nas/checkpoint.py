@@ -8,7 +8,10 @@ code from it (tensors, strings, numbers, lists, dicts only)::
              resolution is the one it is evaluated at),
      "state_dict": {name: tensor},            # the raw weights
      "ema_state_dict": {name: tensor} | None, # the exponential moving average of the weights
-     "config": {...},                          # how it was trained (JSON-like)
+     "config": {...},                          # how it was trained (JSON-like); nas train writes
+                                               # "normalization": {"mean": [...], "std": [...]} (per
+                                               # channel, on the 0..1 scale), "classes", "dataset",
+                                               # "flat" (every training setting), "transfer"
      "metrics": {...}}                         # final measurements (JSON-like)
 
 Everything that reads a checkpoint goes through :func:`load_model_checkpoint`, so a missing,
@@ -45,8 +48,16 @@ class ModelCheckpoint:
         if not ema:
             return self.state_dict
         if self.ema_state_dict is None:
-            raise StorageError(f"{self.path or 'checkpoint'}: holds no EMA weights (trained without --ema)")
+            raise StorageError(f"{self.path or 'checkpoint'}: holds no EMA weights (trained with ema_decay 0)")
         return self.ema_state_dict
+
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """Per-channel (mean, std) on the 0..1 scale that inputs were normalized with in training:
+        ``x = (pixel / 255 - mean) / std``. None when the file does not say."""
+        norm = self.config.get("normalization") if isinstance(self.config, Mapping) else None
+        if not isinstance(norm, Mapping) or "mean" not in norm or "std" not in norm:
+            return None
+        return tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"])
 
 
 def save_model_checkpoint(path: str | Path, spec: ArchSpec, state_dict: Mapping[str, Any],
@@ -76,16 +87,22 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
         raise StorageError(f"{path}: unreadable {what} ({reason})") from None
 
 
+def read_format(path: str | Path, what: str, fmt: str, version: int, expected: str) -> Mapping[str, Any]:
+    """A torch file that must be a dict tagged ``{"format": fmt, "version": version}``; ``what`` and
+    ``expected`` (which file it should have been) word the StorageError."""
+    data = read_torch_file(path, what)
+    if not isinstance(data, Mapping) or data.get("format") != fmt:
+        raise StorageError(f"{path}: not a scalenas {what} (no format {fmt!r}); expected {expected}")
+    if data.get("version") != version:
+        raise StorageError(f"{path}: {what} version {data.get('version')!r} is not supported "
+                           f"(this toolkit reads version {version})")
+    return data
+
+
 def load_model_checkpoint(path: str | Path) -> ModelCheckpoint:
     """Read and check a ``model.pt``; one StorageError line for anything that is not a usable model."""
     path = Path(path)
-    data = read_torch_file(path, "model checkpoint")
-    if not isinstance(data, Mapping) or data.get("format") != MODEL_FORMAT:
-        raise StorageError(f"{path}: not a scalenas model checkpoint (no format {MODEL_FORMAT!r}); "
-                           "expected the model.pt written by nas train")
-    if data.get("version") != MODEL_VERSION:
-        raise StorageError(f"{path}: model checkpoint version {data.get('version')!r} is not supported "
-                           f"(this toolkit reads version {MODEL_VERSION})")
+    data = read_format(path, "model checkpoint", MODEL_FORMAT, MODEL_VERSION, "the model.pt written by nas train")
     try:
         spec = ArchSpec.from_dict(data.get("spec"))
     except SpecError as exc:
@@ -125,4 +142,4 @@ def build_trained_model(checkpoint: ModelCheckpoint, ema: bool = False) -> Any:
 
 
 __all__ = ["MODEL_FORMAT", "MODEL_VERSION", "ModelCheckpoint", "build_trained_model", "first_mismatch",
-           "load_model_checkpoint", "read_torch_file", "save_model_checkpoint"]
+           "load_model_checkpoint", "read_format", "read_torch_file", "save_model_checkpoint"]

@@ -15,7 +15,8 @@ from typing import Sequence
 from nas.errors import NasError, with_flag
 
 # Subcommand modules, in the order `nas --help` lists them.
-COMMANDS = ("search", "results", "fidelity", "show", "train", "scale", "pareto", "export")
+COMMANDS = ("search", "results", "fidelity", "show", "train", "scale", "pareto", "export", "bench",
+            "latency_table")
 
 
 class _Parser(argparse.ArgumentParser):

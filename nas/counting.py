@@ -1,13 +1,18 @@
 """Analytic cost of a spec: multiply-adds, parameters and activation size, without torch.
 
 A search counts thousands of candidates; building each one to count it would cost far more than
-this arithmetic (see ``benchmarks/counting.py``). The rules mirror :mod:`nas.blocks` layer by layer:
+this arithmetic (see ``benchmarks/counting.py``). Each block kind adds its layers to a
+:class:`Tally` in the order it builds them (:meth:`nas.kinds.block.BlockKind.cost`); the stem and
+the head are counted here:
 
 * MACs are the multiply-adds of convolutions and linear layers only (the papers' "FLOPS"; norms,
-  activations, pooling and the SE gate multiply are not counted). A conv producing an H x W x C_out
-  map with kernel k and C_in / groups inputs per output costs H * W * C_out * k * k * C_in / groups.
-* Params count every trainable tensor: conv weights (no bias except SE), 2 per norm channel (scale
-  and shift, for every norm type), the classifier's weight and bias.
+  activations, pooling and the SE gate multiply are not counted, and neither is any statistic a
+  norm kind computes from its parameters, for every norm kind alike: see :mod:`nas.kinds.norm`).
+  A conv producing an H x W x C_out map with kernel k and C_in / groups inputs per output costs
+  H * W * C_out * k * k * C_in / groups.
+* Params count every trainable tensor: conv weights (no bias except SE), what the spec's norm kind
+  declares per norm (:meth:`nas.kinds.norm.NormKind.params`; 2 per channel for batchnorm,
+  groupnorm and layernorm), the classifier's weight and bias.
 * Spatial size after a stride-s conv with 'same' padding is ceil(H / s).
 """
 
@@ -16,7 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nas.errors import SpecError
-from nas.spec import ArchSpec, StageSpec
+from nas.kinds import BLOCKS, NORMS
+from nas.kinds.block import strided
+from nas.kinds.norm import NormKind
+from nas.spec import ArchSpec
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,12 @@ class Cost:
     peak_activation: int = 0
 
 
-class _Tally:
-    def __init__(self) -> None:
+class Tally:
+    """Running MACs, params and peak activation of one part of a network; block kinds add their
+    layers to it with :meth:`conv`, :meth:`norm` and :meth:`se`."""
+
+    def __init__(self, norm: NormKind) -> None:
+        self.norm_kind = norm
         self.macs = 0
         self.params = 0
         self.peak = 0
@@ -54,47 +66,12 @@ class _Tally:
         self.params += out_ch * per_output + (out_ch if bias else 0)
         self.peak = max(self.peak, size_out * size_out * out_ch)
 
-    def norm(self, channels: int) -> None:
-        self.params += 2 * channels
+    def norm(self, channels: int, activation_follows: bool = True) -> None:
+        self.params += self.norm_kind.params(channels, activation_follows)
 
     def se(self, channels: int, reduced: int) -> None:
         self.conv(channels, reduced, 1, 1, bias=True)
         self.conv(reduced, channels, 1, 1, bias=True)
-
-
-def _block(t: _Tally, stage: StageSpec, in_ch: int, stride: int, size: int) -> int:
-    """Add one block to the tally; return its output spatial size."""
-    out = stage.out_channels
-    size_out = -(-size // stride)
-    reduced = max(1, int(in_ch * stage.se_ratio))
-    if stage.block in ("mbconv", "ds"):
-        mid = stage.mid_channels(in_ch)
-        if stage.block == "mbconv" and stage.expansion != 1:
-            t.conv(in_ch, mid, 1, size)
-            t.norm(mid)
-        t.conv(mid, mid, stage.kernel, size_out, groups=mid // stage.group_size)
-        t.norm(mid)
-        if stage.se_ratio > 0:
-            t.se(mid, reduced)
-        t.conv(mid, out, 1, size_out)
-        t.norm(out)
-    elif stage.block == "fused_mbconv":
-        if stage.expansion != 1:
-            mid = stage.mid_channels(in_ch)
-            t.conv(in_ch, mid, stage.kernel, size_out)
-            t.norm(mid)
-            if stage.se_ratio > 0:
-                t.se(mid, reduced)
-            t.conv(mid, out, 1, size_out)
-        else:
-            if stage.se_ratio > 0:
-                t.se(in_ch, reduced)
-            t.conv(in_ch, out, stage.kernel, size_out)
-        t.norm(out)
-    else:  # conv
-        t.conv(in_ch, out, stage.kernel, size_out)
-        t.norm(out)
-    return size_out
 
 
 def count(spec: ArchSpec, resolution: int | None = None) -> Cost:
@@ -104,28 +81,29 @@ def count(spec: ArchSpec, resolution: int | None = None) -> Cost:
     if not (isinstance(size, int) and not isinstance(size, bool) and 8 <= size <= 4096):
         raise SpecError(f"resolution: must be an integer between 8 and 4096, got {size!r}")
     parts: list[StageCost] = []
-    total = _Tally()
+    norm = NORMS[spec.norm]
+    total = Tally(norm)
     total.peak = spec.in_chans * size * size
 
-    def close(name: str, t: _Tally, size_out: int, channels: int) -> None:
+    def close(name: str, t: Tally, size_out: int, channels: int) -> None:
         parts.append(StageCost(name, t.macs, t.params, size_out, channels))
         total.macs += t.macs
         total.params += t.params
         total.peak = max(total.peak, t.peak)
 
-    t = _Tally()
-    size = -(-size // 2)
+    t = Tally(norm)
+    size = strided(size, 2)
     t.conv(spec.in_chans, spec.stem_channels, 3, size)
     t.norm(spec.stem_channels)
     close("stem", t, size, spec.stem_channels)
 
     for i, (stage, in_ch) in enumerate(zip(spec.stages, spec.stage_in_channels())):
-        t = _Tally()
+        t, kind = Tally(norm), BLOCKS[stage.block]
         for r in range(stage.repeats):
-            size = _block(t, stage, in_ch if r == 0 else stage.out_channels, stage.stride if r == 0 else 1, size)
+            size = kind.cost(t, stage, in_ch if r == 0 else stage.out_channels, stage.stride if r == 0 else 1, size)
         close(f"stage{i + 1}", t, size, stage.out_channels)
 
-    t = _Tally()
+    t = Tally(norm)
     if spec.head_channels > 0:
         t.conv(spec.stages[-1].out_channels, spec.head_channels, 1, size)
         t.norm(spec.head_channels)
@@ -136,4 +114,4 @@ def count(spec: ArchSpec, resolution: int | None = None) -> Cost:
     return Cost(macs=total.macs, params=total.params, stages=parts, peak_activation=total.peak)
 
 
-__all__ = ["Cost", "StageCost", "count"]
+__all__ = ["Cost", "StageCost", "Tally", "count"]

@@ -298,8 +298,8 @@ class Engine:
             value = getattr(metrics, name)
             if value is not None:
                 values[name] = float(value)
-        if self.latency is not None:
-            values["latency_ms"] = float(self.latency(plan.full))
+        if self.latency is not None:  # predicted for the target device: nothing was timed on the worker
+            values["latency_ms"] = values["predicted_latency_ms"] = float(self.latency(plan.full))
         values.update({k: float(v) for k, v in plan.extra.items()})
         return values
 

@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+# The process's umask, read once: mkstemp creates files readable by their owner only, and a
+# finished file should get the permissions an ordinary open() would have given it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def _atomic(path: str | Path, write: Callable[[str], None]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -23,9 +30,13 @@ def _atomic(path: str | Path, write: Callable[[str], None]) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     def write(tmp: str) -> None:
-        with open(tmp, "w") as handle:
-            handle.write(text)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -50,3 +61,34 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, tuple)):
         return list(value)
     raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def atomic_write_with(path: str | Path, write: Callable[[str], None]) -> None:
+    """Write ``path`` through ``write(tmp_name)``, any writer that takes a file name (an exporter,
+    a quantizer), then move the finished file into place."""
+    _atomic(path, write)
+
+
+def check_output_file(path: str | Path, field: str = "out") -> Path:
+    """Make sure a file can be written at ``path`` before any long work: create its folder, then
+    create and remove a probe file there. Root bypasses permission bits, so only a real write tells.
+
+    Raises StorageError on ``field`` (its message starts with the field's name): the path is a
+    folder, its folder cannot be created (a regular file in the way) or is not writable.
+    """
+    from nas.errors import StorageError
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise StorageError(f"{field} {path}: is a folder, expected a file name", field=field)
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise StorageError(f"{field} {path}: cannot write there ({blocker} is a file, not a folder)", field=field)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StorageError(f"{field} {path}: cannot write there ({exc.strerror or exc})", field=field) from None
+    return path

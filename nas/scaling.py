@@ -5,6 +5,10 @@ round exactly alike. Which widths scale: the stem, every stage's output, and the
 ``spec.scale_head`` is false (MnasNet keeps its 1280-wide head at every depth multiplier; the
 flag lives in the spec so that a searched network carries its family's rule into later scaling).
 A head of width 0 (no head conv) stays 0.
+
+Compound scaling (depth alpha^phi, width beta^phi, resolution gamma^phi) is built on
+:func:`scale_spec` in :mod:`nas.compound`, which holds the one rule for rounding the resolution and
+for the tolerance of the alpha / beta / gamma grid.
 """
 
 from __future__ import annotations
@@ -69,22 +73,4 @@ def scale_spec(spec: ArchSpec, width: float = 1.0, depth: float = 1.0, resolutio
                       dropout=spec.dropout if dropout is None else dropout)
 
 
-def compound_scale(spec: ArchSpec, phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15) -> ArchSpec:
-    """EfficientNet's compound rule: depth alpha^phi, width beta^phi, resolution gamma^phi (rounded
-    to the nearest pixel). The defaults are the paper's alpha, beta, gamma for B0."""
-    for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        _check_multiplier(name, value)
-    return scale_spec(spec, width=beta ** phi, depth=alpha ** phi,
-                      resolution=int(round(spec.resolution * gamma ** phi)))
-
-
-def compound_grid(step: float = 0.05, target: float = 2.0, tolerance: float = 0.1,
-                  low: float = 1.0, high: float = 2.0) -> list[tuple[float, float, float]]:
-    """(alpha, beta, gamma) triples on a grid with alpha * beta^2 * gamma^2 within ``tolerance`` of
-    ``target`` (the paper's constraint: each phi step about doubles the FLOPs), each >= ``low``."""
-    values = [round(low + i * step, 6) for i in range(int(round((high - low) / step)) + 1)]
-    return [(a, b, g) for a in values for b in values for g in values
-            if abs(a * b * b * g * g - target) <= tolerance]
-
-
-__all__ = ["EFFICIENTNET_PARAMS", "compound_grid", "compound_scale", "round_filters", "round_repeats", "scale_spec"]
+__all__ = ["EFFICIENTNET_PARAMS", "round_filters", "round_repeats", "scale_spec"]

@@ -212,11 +212,14 @@ def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = No
     budget = training_budget(config.seed, config.epochs, config.batch_size)
     latency = None
     if config.latency_table is not None:
-        latency = _latency_predictor(config, objective)
+        latency = _latency_predictor(config, objective, space, proxy, dataset)
     return _Components(space, objective, controller, proxy, dataset, data_ref, budget, latency)
 
 
-def _latency_predictor(config: SearchConfig, objective: Any) -> Callable[[Any], float]:
+def _latency_predictor(config: SearchConfig, objective: Any, space: Any, proxy: Any,
+                       dataset: Any) -> Callable[[Any], float]:
+    """The table's prediction of a full-size candidate's latency; the table must fit this search exactly
+    (space, resolution, the dataset's classes and channels), checked here before anything trains."""
     if getattr(objective, "cost", None) != "latency":
         raise ConfigError("latency_table predicts latency: it needs the mnas objective with cost latency",
                           field="latency_table")
@@ -225,10 +228,11 @@ def _latency_predictor(config: SearchConfig, objective: Any) -> Callable[[Any], 
     except ImportError as exc:
         raise ConfigError(f"latency tables are not available in this installation ({exc})",
                           field="latency_table") from None
-    from search_spaces import make_space
-
-    resolution = config.target_resolution or make_space(config.space).resolution
-    table = load_latency_table(config.latency_table, space=config.space, resolution=resolution)
+    table = load_latency_table(config.latency_table, space=config.space,
+                               resolution=proxy.target_resolution or space.resolution)
+    backbone = space.backbone().with_(num_classes=dataset.num_classes, in_chans=dataset.in_chans,
+                                      resolution=proxy.target_resolution or space.resolution)
+    table.check_spec(backbone)
     return table.predict_ms
 
 

@@ -11,13 +11,11 @@ import hashlib
 import json
 import math
 from dataclasses import MISSING, asdict, dataclass, fields, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from nas.errors import SpecError
+from nas.kinds import ACTIVATIONS, BLOCKS, NORMS
 
-BLOCK_TYPES = ("mbconv", "fused_mbconv", "ds", "conv")
-ACTIVATIONS = ("silu", "relu")
-NORMS = ("batchnorm", "groupnorm", "layernorm")
 KERNELS_MAX = 15
 
 
@@ -37,6 +35,16 @@ def _is_number(value: Any) -> bool:
 def _normalize_number(value: float) -> float | int:
     """Keep integral expansion ratios as ints so that 6 and 6.0 give one key and one JSON."""
     return int(value) if float(value).is_integer() else float(value)
+
+
+def expanded_width(in_channels: int, expansion: float) -> int:
+    """Width of a block's expanded (hidden) tensor, as the official code computes it."""
+    return in_channels * expansion if isinstance(expansion, int) else int(in_channels * expansion)
+
+
+def se_width(in_channels: int, se_ratio: float) -> int:
+    """Squeeze-excite bottleneck width: a ratio of the block's *input* width (official code), at least 1."""
+    return max(1, int(in_channels * se_ratio))
 
 
 @dataclass(frozen=True)
@@ -62,8 +70,8 @@ class StageSpec:
 
     def __post_init__(self) -> None:
         where = "stage"
-        _check(self.block in BLOCK_TYPES, f"{where}.block",
-               f"unknown block type {self.block!r}; valid: {', '.join(BLOCK_TYPES)}")
+        _check(self.block in BLOCKS, f"{where}.block",
+               f"unknown block type {self.block!r}; valid: {', '.join(BLOCKS)}")
         _check(_is_int(self.repeats) and self.repeats >= 1, f"{where}.repeats",
                f"must be an integer >= 1, got {self.repeats!r}")
         _check(_is_int(self.kernel) and self.kernel >= 1 and self.kernel % 2 == 1 and self.kernel <= KERNELS_MAX,
@@ -83,18 +91,11 @@ class StageSpec:
                f"must be an integer >= 1, got {self.group_size!r}")
         _check(self.activation in ACTIVATIONS, f"{where}.activation",
                f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
-        if self.block == "ds":
-            _check(self.expansion == 1, f"{where}.expansion", "a ds (depthwise-separable) block has expansion 1")
-        if self.block == "conv":
-            _check(self.expansion == 1, f"{where}.expansion", "a conv block has expansion 1")
-            _check(self.se_ratio == 0, f"{where}.se_ratio", "a conv block has no squeeze-excite; use 0")
-        if self.block in ("conv", "fused_mbconv"):
-            _check(self.group_size == 1, f"{where}.group_size",
-                   f"group_size applies to mbconv and ds blocks only, got {self.group_size} on {self.block}")
+        BLOCKS[self.block].validate(self)
 
     def mid_channels(self, in_channels: int) -> int:
         """Width of the expanded (hidden) tensor, as the official code computes it."""
-        return in_channels * self.expansion if isinstance(self.expansion, int) else int(in_channels * self.expansion)
+        return expanded_width(in_channels, self.expansion)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,17 +237,15 @@ class ArchSpec:
     def canonical(self) -> dict[str, Any]:
         """The spec reduced to what determines the built network.
 
-        Equivalences folded here: a ``ds`` block is an ``mbconv`` with expansion 1 (same layers);
-        a ``fused_mbconv`` with expansion 1 and no SE is a ``conv`` block (one k x k conv, norm,
-        activation); ``skip`` is dropped on stages where no block can have a residual, and the
+        Equivalences folded here: each block kind names its canonical kind
+        (:meth:`nas.kinds.block.BlockKind.canonical`: a ``ds`` block is an ``mbconv`` with expansion
+        1, a ``fused_mbconv`` with expansion 1 and no SE is a ``conv`` block); ``skip`` is dropped on stages where no block can have a residual, and the
         drop-connect rate where no block has one; the label ``name`` and ``scale_head`` (which only
         matters to later scaling) are dropped.
         """
         stages = []
         for stage, in_ch in zip(self.stages, self.stage_in_channels()):
-            block = "mbconv" if stage.block == "ds" else stage.block
-            if block == "fused_mbconv" and stage.expansion == 1 and stage.se_ratio == 0:
-                block = "conv"
+            block = BLOCKS[stage.block].canonical(stage)
             residual_possible = stage.repeats > 1 or (stage.stride == 1 and in_ch == stage.out_channels)
             stages.append({
                 "block": block, "repeats": stage.repeats, "kernel": stage.kernel, "stride": stage.stride,
@@ -268,9 +267,4 @@ class ArchSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def spec_from_stages(stages: Iterable[StageSpec], **kwargs: Any) -> ArchSpec:
-    """Convenience constructor used by presets and search spaces."""
-    return ArchSpec(stages=tuple(stages), **kwargs)
-
-
-__all__ = ["ArchSpec", "StageSpec", "BLOCK_TYPES", "ACTIVATIONS", "NORMS", "spec_from_stages"]
+__all__ = ["ACTIVATIONS", "ArchSpec", "BLOCKS", "NORMS", "StageSpec", "expanded_width", "se_width"]

@@ -21,40 +21,41 @@ import numpy as np
 
 from nas.decisions import Decision
 from nas.errors import SpaceError, SpecError
+from nas.kinds import BLOCKS
 from nas.scaling import round_filters, scale_spec
 from nas.spec import ArchSpec, StageSpec
 
 # The per-stage decisions a space may expose, in the order they appear to a controller.
 AXES = ("op", "kernel", "expansion", "se", "skip", "filters", "layers")
 
-_OP_RE = re.compile(r"^(conv|ds|mbconv|fused)(\d+(?:\.\d+)?)?$")
+_NUMBER = r"(\d+(?:\.\d+)?)?"
 
 
 def parse_op(op: str) -> tuple[str, float | None]:
     """Split an operator name into (block type, expansion or None).
 
-    ``conv`` regular conv, ``ds`` depthwise-separable conv (MnasNet's SepConv), ``mbconvN`` MBConv with
-    expansion N, ``fusedN`` Fused-MBConv with expansion N; ``mbconv`` and ``fused`` without N take the
-    expansion from the stage's ``expansion`` decision.
+    Each block kind names its operator (:attr:`nas.kinds.block.BlockKind.op`): ``conv`` regular conv,
+    ``ds`` depthwise-separable conv (MnasNet's SepConv), ``mbconvN`` MBConv with expansion N,
+    ``fusedN`` Fused-MBConv with expansion N; ``mbconv`` and ``fused`` without N take the expansion
+    from the stage's ``expansion`` decision. Kinds without an expansion give 1.
     """
-    match = _OP_RE.match(str(op))
+    kinds = sorted(BLOCKS.kinds(), key=lambda k: -len(k.op))  # longest first: mbconv before conv
+    match = re.fullmatch("(" + "|".join(re.escape(k.op) for k in kinds) + ")" + _NUMBER, str(op))
     if not match:
-        raise SpaceError(f"unknown operator {op!r}; use conv, ds, mbconvN or fusedN (N = expansion)")
-    kind, expansion = match.groups()
-    block = {"conv": "conv", "ds": "ds", "mbconv": "mbconv", "fused": "fused_mbconv"}[kind]
-    if kind in ("conv", "ds"):
+        names = ", ".join(k.op + ("N" if k.has_expansion else "") for k in BLOCKS.kinds())
+        raise SpaceError(f"unknown operator {op!r}; use {names} (N = expansion)")
+    name, expansion = match.groups()
+    kind = next(k for k in kinds if k.op == name)
+    if not kind.has_expansion:
         if expansion not in (None, "1"):
-            raise SpaceError(f"operator {op!r}: {kind} has no expansion")
-        return block, 1
-    return block, (float(expansion) if expansion is not None else None)
+            raise SpaceError(f"operator {op!r}: {name} has no expansion")
+        return kind.name, 1
+    return kind.name, (float(expansion) if expansion is not None else None)
 
 
-def op_name(block: str, expansion: float, with_expansion: bool = True) -> str:
-    """The inverse of :func:`parse_op`."""
-    prefix = {"conv": "conv", "ds": "ds", "mbconv": "mbconv", "fused_mbconv": "fused"}[block]
-    if block in ("conv", "ds") or not with_expansion:
-        return prefix
-    return f"{prefix}{expansion:g}"
+def _se_kinds() -> tuple[str, ...]:
+    """Block kinds that may carry squeeze-excite: every kind that has it."""
+    return tuple(kind.name for kind in BLOCKS.kinds() if kind.has_se)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class FactorizedSpace:
     activation: str = "silu"
     dropout: float = 0.2
     drop_connect_rate: float = 0.2
-    se_on: tuple[str, ...] = ("mbconv", "fused_mbconv", "ds")
+    se_on: tuple[str, ...] = field(default_factory=_se_kinds)
     description: str = ""
     decisions: tuple[Decision, ...] = field(init=False, repr=False, compare=False)
     _slots: tuple[tuple[int, str], ...] = field(init=False, repr=False, compare=False)
@@ -175,16 +176,15 @@ class FactorizedSpace:
     def _stage_spec(self, base: StageBase, value: Mapping[str, Any]) -> StageSpec:
         op = value.get("op", base.op)
         block, op_expansion = parse_op(op)
+        kind = BLOCKS[block]
         expansion = op_expansion if op_expansion is not None else value.get("expansion", base.expansion)
-        se = value.get("se", base.se) if block in self.se_on else 0.0
-        if block == "conv":
-            se = 0.0
+        se = value.get("se", base.se) if block in self.se_on and kind.has_se else 0.0
         filters = round_filters(base.filters, value["filters"]) if "filters" in value else base.filters
         layers = max(1, base.layers + int(value.get("layers", 0)))
         return StageSpec(block=block, repeats=layers, kernel=int(value.get("kernel", base.kernel)), stride=base.stride,
                          expansion=expansion, out_channels=filters, se_ratio=float(se),
                          skip=bool(value.get("skip", base.skip)),
-                         group_size=base.group_size if block in ("mbconv", "ds") else 1,
+                         group_size=base.group_size if kind.has_group_size else 1,
                          activation=self.activation)
 
     def decode(self, choices: Sequence[int]) -> ArchSpec:
@@ -201,13 +201,7 @@ class FactorizedSpace:
 
     def backbone(self) -> ArchSpec:
         """The backbone itself (every decision at its base value), even where a base value is not an option."""
-        stages = tuple(
-            StageSpec(block=parse_op(b.op)[0], repeats=b.layers, kernel=b.kernel, stride=b.stride,
-                      expansion=parse_op(b.op)[1] or b.expansion, out_channels=b.filters,
-                      se_ratio=b.se if parse_op(b.op)[0] in self.se_on and parse_op(b.op)[0] != "conv" else 0.0,
-                      skip=b.skip, group_size=b.group_size if parse_op(b.op)[0] in ("mbconv", "ds") else 1,
-                      activation=self.activation)
-            for b in self.stages)
+        stages = tuple(self._stage_spec(b, {}) for b in self.stages)
         return ArchSpec(stem_channels=self.stem_channels, stages=stages, head_channels=self.head_channels,
                         resolution=self.resolution, dropout=self.dropout, drop_connect_rate=self.drop_connect_rate,
                         activation=self.activation, name=f"{self.name}-backbone")
@@ -250,6 +244,22 @@ class FactorizedSpace:
             if candidate == target:
                 return list(combo)
         return None
+
+    def stage_variants(self, stage_index: int) -> tuple[StageSpec, ...]:
+        """Every distinct stage that stage ``stage_index`` can decode to, its own decisions varied
+        (its input width is the previous stage's choice). Latency tables enumerate blocks from it."""
+        import itertools
+
+        fixed = {axis: opts[0] for axis, opts in self.choices[stage_index].items() if len(opts) == 1}
+        slots = [k for k, (i, _) in enumerate(self._slots) if i == stage_index]
+        variants: dict[StageSpec, None] = {}
+        for combo in itertools.product(*(self.decisions[k].options for k in slots)):
+            value = {**fixed, **{self._slots[k][1]: option for k, option in zip(slots, combo)}}
+            try:
+                variants.setdefault(self._stage_spec(self.stages[stage_index], value), None)
+            except (SpecError, SpaceError):
+                continue
+        return tuple(variants)
 
     # ------------------------------------------------------------------------------ proxy
     def full_size(self, choices: Sequence[int], proxy: ProxyConfig, num_classes: int, in_chans: int) -> ArchSpec:

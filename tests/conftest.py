@@ -9,23 +9,22 @@ import numpy as np
 import pytest
 
 from nas.data.shared import missing_reason, shared_dataset_dir
-from nas.spec import NORMS, ArchSpec, StageSpec
+from nas.spec import ACTIVATIONS, BLOCKS, NORMS, ArchSpec, StageSpec
 
 
 
 def random_stage(rng: np.random.Generator, in_ch: int) -> StageSpec:
-    """One random valid stage over every block type, kernels 3/5/7, SE, strides and group sizes."""
-    block = str(rng.choice(["mbconv", "mbconv", "fused_mbconv", "ds", "conv"]))
+    """One random valid stage over every registered block kind, kernels 3/5/7, SE, strides and group
+    sizes (each only where the kind has it)."""
+    kind = BLOCKS[str(rng.choice(BLOCKS.names))]
     out = int(rng.choice([4, 8, 12, 16, 24, 32]))
     repeats = int(rng.integers(1, 4))
-    expansion: float = 1
-    if block in ("mbconv", "fused_mbconv"):
-        expansion = float(rng.choice([1, 2, 3, 4, 6, 2.5]))
-    stage = dict(block=block, repeats=repeats, kernel=int(rng.choice([3, 5, 7])), stride=int(rng.integers(1, 3)),
+    expansion = float(rng.choice([1, 2, 3, 4, 6, 2.5])) if kind.has_expansion else 1
+    stage = dict(block=kind.name, repeats=repeats, kernel=int(rng.choice([3, 5, 7])), stride=int(rng.integers(1, 3)),
                  expansion=expansion, out_channels=out,
-                 se_ratio=0.0 if block == "conv" else float(rng.choice([0.0, 0.0, 0.25, 0.5, 1.0])),
-                 skip=bool(rng.random() < 0.8), activation=str(rng.choice(["silu", "relu"])))
-    if block in ("mbconv", "ds"):
+                 se_ratio=float(rng.choice([0.0, 0.0, 0.25, 0.5, 1.0])) if kind.has_se else 0.0,
+                 skip=bool(rng.random() < 0.8), activation=str(rng.choice(ACTIVATIONS.names)))
+    if kind.has_group_size:
         probe = StageSpec(**stage)
         widths = {probe.mid_channels(in_ch)} | ({probe.mid_channels(out)} if repeats > 1 else set())
         options = [g for g in (1, 2, 4, 8) if all(w % g == 0 for w in widths)]
@@ -43,9 +42,9 @@ def random_spec(rng: np.random.Generator) -> ArchSpec:
         in_ch = stage.out_channels
     return ArchSpec(stem_channels=stem, stages=tuple(stages), head_channels=int(rng.choice([0, 32, 64])),
                     resolution=int(rng.choice([8, 16, 17, 24, 32, 33])), dropout=float(rng.choice([0.0, 0.2])),
-                    drop_connect_rate=float(rng.choice([0.0, 0.2])), norm=str(rng.choice(NORMS)),
+                    drop_connect_rate=float(rng.choice([0.0, 0.2])), norm=str(rng.choice(NORMS.names)),
                     num_classes=int(rng.choice([1, 10, 100])), in_chans=int(rng.choice([1, 3])),
-                    activation=str(rng.choice(["silu", "relu"])), name=f"random-{int(rng.integers(1e6))}",
+                    activation=str(rng.choice(ACTIVATIONS.names)), name=f"random-{int(rng.integers(1e6))}",
                     scale_head=bool(rng.random() < 0.5))
 
 
@@ -80,10 +79,43 @@ def fashion_dir() -> Path:
     return shared_dir("fashion-mnist")
 
 
+def _train_steps(model, images, labels, optimizer, steps: int, batch: int, seed: int = 0) -> list[float]:
+    """``steps`` steps of cross-entropy on random batches (a seeded generator); the losses."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(images), (batch,), generator=gen)
+        loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.fixture(scope="session")
+def train_steps():
+    """A few real training steps: ``train_steps(model, images, labels, optimizer, steps, batch)`` -> losses."""
+    return _train_steps
+
+
 @pytest.fixture
 def one_thread():
     """Run torch on one thread for the test: on a small shared machine, two OpenMP threads that
     compete with other processes can make each step 100x slower (measured: 13 ms vs 1.3 s)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """:func:`one_thread` for a whole test module (its module-scoped fixtures train too)."""
     import torch
 
     previous = torch.get_num_threads()

@@ -11,7 +11,7 @@ from nas.compound import (PAPER, Coefficients, apply_coefficients, apply_officia
 from nas.counting import count
 from nas.errors import ConfigError, NasError
 from nas.presets import preset
-from nas.scaling import scale_spec
+from nas.scaling import round_filters, round_repeats, scale_spec
 from search_spaces import ProxyConfig
 
 
@@ -78,6 +78,15 @@ def test_resolution_rounds_to_a_multiple_of_4():
     # the published EfficientNet resolutions are reproduced exactly from 224
     for published in (240, 260, 300, 380, 456, 528, 600):
         assert scaled_resolution(224, published / 224) == published
+
+
+def test_phi_one_scales_depth_width_and_resolution_by_the_one_rule(b0):
+    b1ish = scale_compound(b0, PAPER, 1)
+    assert b1ish.resolution == 256  # 224 * 1.15 = 257.6, rounded to the nearest multiple of 4
+    assert [s.repeats for s in b1ish.stages] == [round_repeats(s.repeats, 1.2) for s in b0.stages]
+    assert [s.out_channels for s in b1ish.stages] == [round_filters(s.out_channels, 1.1) for s in b0.stages]
+    assert b1ish.stem_channels == round_filters(32, 1.1) and b1ish.head_channels == round_filters(1280, 1.1)
+    assert scale_compound(b0, PAPER, 0) is b0
 
 
 def test_apply_paper_coefficients_grows_monotonically_and_phi0_is_b0(b0):

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from nas.data import DATASETS, load_dataset
-from nas.data.augment import AugmentConfig, Augmenter, crop_flip, mixup, random_erase, resize_images
 from nas.data.cifar import load_batch
 from nas.errors import DataError
 
@@ -259,45 +258,3 @@ def test_imagefolder_gray_and_errors(tmp_path):
     (tmp_path / "empty" / "x").mkdir()
     with pytest.raises(DataError, match="no image files"):
         load_dataset("imagefolder", tmp_path / "empty")
-
-
-# -------------------------------------------------------------------------------------- augmentation
-def test_resize_and_crop_flip_are_batched_and_seeded():
-    x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8).to(torch.uint8)
-    big = resize_images(x, 32)
-    assert big.shape == (2, 1, 32, 32) and big.dtype == torch.uint8
-    assert resize_images(big, 8).shape == (2, 1, 8, 8)
-    batch = torch.randint(0, 255, (64, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    a = crop_flip(batch, 2, True, torch.Generator().manual_seed(5))
-    b = crop_flip(batch, 2, True, torch.Generator().manual_seed(5))
-    assert torch.equal(a, b) and a.shape == batch.shape
-    flipped = crop_flip(batch, 0, True, torch.Generator().manual_seed(1))
-    same = (flipped == batch).flatten(1).all(1)
-    mirrored = (flipped == batch.flip(3)).flatten(1).all(1)
-    assert bool((same | mirrored).all()) and 10 < int(mirrored.sum()) < 54
-    shifted = crop_flip(batch, 3, False, torch.Generator().manual_seed(2))
-    # Each output is a translated copy: its centre appears in the source at some offset within +-3.
-    for i in range(4):
-        centre = shifted[i, 0, 5:11, 5:11]
-        assert any(torch.equal(centre, batch[i, 0, 5 + dy:11 + dy, 5 + dx:11 + dx])
-                   for dy in range(-3, 4) for dx in range(-3, 4))
-
-
-def test_normalize_magnitude_and_mixup():
-    data = load_dataset("digits")
-    aug = Augmenter(data.mean, data.std, "cpu")
-    x = resize_images(data.train_x[:256], 32)
-    y = data.train_y[:256]
-    plain = aug.to_float(x)
-    assert plain.is_contiguous(memory_format=torch.channels_last)
-    assert abs(float(plain.mean())) < 0.2 and abs(float(plain.std()) - 1) < 0.2
-    g = torch.Generator().manual_seed(0)
-    out, labels, mixed, lam = aug.train_batch(x, y, AugmentConfig(magnitude=10, mixup_alpha=0.2), g)
-    assert out.shape == plain.shape and mixed is not None and 0.0 <= lam <= 1.0
-    assert not torch.equal(out, plain) and torch.equal(labels, y)
-    erased = random_erase(plain, 10, torch.Generator().manual_seed(0), probability=1.0)
-    zeros = (erased == 0).flatten(1).sum(1)
-    assert int(zeros.min()) >= 16 * 16  # magnitude 10: a square of half the side on every image
-    m1, y1, l1 = mixup(plain, y, 1.0, torch.Generator().manual_seed(3))
-    m2, y2, l2 = mixup(plain, y, 1.0, torch.Generator().manual_seed(3))
-    assert l1 == l2 and torch.equal(m1, m2) and torch.equal(y1, y2)

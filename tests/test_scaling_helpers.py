@@ -9,8 +9,7 @@ import pytest
 from nas.counting import count
 from nas.errors import SpecError
 from nas.presets import preset
-from nas.scaling import (EFFICIENTNET_PARAMS, compound_grid, compound_scale, round_filters, round_repeats,
-                         scale_spec)
+from nas.scaling import EFFICIENTNET_PARAMS, round_filters, round_repeats, scale_spec
 
 
 @pytest.mark.parametrize("filters,width,expected", [
@@ -79,14 +78,3 @@ def test_bad_multipliers_are_refused(bad):
 def test_scaled_resolution_is_validated():
     with pytest.raises(SpecError, match="resolution"):
         scale_spec(preset("efficientnet-b0"), resolution=2)
-
-
-def test_compound_scaling_and_its_grid():
-    b0 = preset("efficientnet-b0")
-    b1ish = compound_scale(b0, phi=1)
-    assert b1ish.resolution == round(224 * 1.15)
-    assert [s.repeats for s in b1ish.stages] == [round_repeats(s.repeats, 1.2) for s in b0.stages]
-    assert compound_scale(b0, phi=0).key() == b0.key()
-    grid = compound_grid()
-    assert (1.2, 1.1, 1.15) in grid  # the paper's choice satisfies alpha * beta^2 * gamma^2 ~ 2
-    assert all(abs(a * b * b * g * g - 2.0) <= 0.1 and min(a, b, g) >= 1.0 for a, b, g in grid)

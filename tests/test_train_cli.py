@@ -1,62 +1,232 @@
-"""``nas train``: one architecture trained from the command line, metrics as a table or JSON."""
+"""``nas train`` from the command line: metrics, outputs, resume after kill -9, transfer with a channel
+change, and one-line errors that destroy nothing."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import random
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from nas.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["efficientnet-b0", "--width", "0.25", "--depth", "0.25", "--resolution", "16", "--steps", "6",
-         "--batch-size", "64"]
+         "--batch-size", "64", "--threads", "1"]
 
 
-def test_train_json_on_digits(capsys):
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished training (2 short epochs) in its output folder."""
+    out = tmp_path_factory.mktemp("cli") / "done"
+    before = torch.get_num_threads()
+    assert main(["train", *SMALL[:7], "--epochs", "2", "--batch-size", "64", "--threads", "1", "--out", str(out),
+                 "--json"]) == 0
+    torch.set_num_threads(before)
+    return out
+
+
+def test_train_json_without_out(capsys):
     assert main(["train", *SMALL, "--json", "--seed", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     m = out["metrics"]
     assert m["status"] == "ok" and 0 <= m["accuracy"] <= 1 and m["step_time_ms"] > 0
     assert out["spec"]["in_chans"] == 1 and out["spec"]["num_classes"] == 10 and out["spec"]["resolution"] == 16
     assert out["budget"]["steps"] == 6 and out["budget"]["seed"] == 3 and out["evaluated_on"] == "minival"
+    assert out["out"] is None and "ema" in out["results"]
 
 
-def test_train_table_with_test_split(tmp_path):
+def test_outputs_and_show(finished, capsys):
+    assert {p.name for p in finished.iterdir()} == {"model.pt", "last.pt", "history.csv", "curves.png"}
+    capsys.readouterr()
+    assert main(["show", str(finished / "model.pt"), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    saved = torch.load(finished / "model.pt", weights_only=True)
+    assert shown["stages"] == saved["spec"]["stages"] and saved["spec"]["resolution"] == 16
+    assert len(list(csv.DictReader((finished / "history.csv").open()))) == 2
+
+
+def test_table_with_test_split(tmp_path):
     spec = tmp_path / "spec.json"
     from nas.presets import preset
     from nas.scaling import scale_spec
 
     spec.write_text(scale_spec(preset("efficientnet-b0"), width=0.25, depth=0.25, resolution=16).to_json())
     result = subprocess.run([sys.executable, "-m", "nas", "train", str(spec), "--steps", "4", "--test",
-                             "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                             "--device", "cpu", "--threads", "1"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     assert "test accuracy" in result.stdout and "latency ms, batch 1" in result.stdout
+    assert "epoch 1/1" in result.stderr  # one line per epoch off a terminal, no progress-bar escapes
+    assert "\x1b[" not in result.stderr
+
+
+def _command(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nas", "train", "efficientnet-b0", "--width", "0.25", "--depth", "0.25",
+            "--resolution", "16", "--epochs", "4", "--batch-size", "32", "--magnitude", "6", "--mixup-alpha", "0.2",
+            "--cutmix-alpha", "0.2", "--progressive", "2", "--ema-decay", "0.99", "--threads", "1", "--device", "cpu",
+            "--out", str(out), *extra]
+
+
+def _history(out: Path) -> list[dict[str, str]]:
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    for row in rows:
+        del row["epoch_time_s"]
+    return rows
+
+
+def test_resume_after_kill_is_bit_identical(tmp_path):
+    """kill -9 at a random epoch, then --resume: the same weights, metrics and history as without the kill.
+    The run uses everything that draws random numbers: batch order, RandAugment, mixup / cutmix,
+    drop-connect (torch's global generator), progressive stages, the EMA. Both runs use one thread,
+    so they may run side by side."""
+    whole = subprocess.Popen(_command(tmp_path / "whole", "--json"), cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    kill_after = random.randint(1, 2)  # epochs completed before the kill
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_command(killed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (killed / "history.csv").is_file() and len(_history(killed)) >= kill_after:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        whole_out, whole_err = whole.communicate(timeout=600)
+    assert whole.returncode == 0, whole_err
+    assert not (killed / "model.pt").exists(), f"finished before the kill after epoch {kill_after}"
+    stopped_at = len(_history(killed))
+    resumed = subprocess.run(_command(killed, "--resume", "--json"), cwd=ROOT, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = json.loads(whole_out), json.loads(resumed.stdout)
+    assert b["resumed_at_step"] > 0, f"killed after epoch {stopped_at}"
+    for key in ("accuracy", "loss", "history", "correct"):
+        assert a["metrics"][key] == b["metrics"][key], (key, stopped_at)
+    assert a["results"]["ema"] == b["results"]["ema"]
+    assert _history(tmp_path / "whole") == _history(killed)
+    first = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    second = torch.load(killed / "model.pt", weights_only=True)
+    for weights in ("state_dict", "ema_state_dict"):
+        assert first[weights].keys() == second[weights].keys()
+        assert all(torch.equal(first[weights][k], second[weights][k]) for k in first[weights]), stopped_at
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+def _error(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dataset", "svhn"], "error: unknown dataset 'svhn'; valid:"),
+    (["--dataset", "svhn"], "error: --dataset: unknown dataset 'svhn'; valid:"),
     (["--dataset", "mnist"], "error: dataset 'mnist' needs --data-dir"),
     (["--dataset", "mnist", "--data-dir", "/no/such/dir"], "error: /no/such/dir: data folder not found"),
-    (["--epochs", "0"], "error: budget epochs: must be a number > 0"),
-    (["--optimizer", "adam"], "error: budget optimizer: unknown optimizer 'adam'"),
+    (["--epochs", "0"], "error: --epochs must be a number > 0, got 0"),
+    (["--optimizer", "adam"], "error: --optimizer: unknown optimizer 'adam'"),
     (["--device", "tpu"], "error: --device 'tpu': expected auto, cpu, cuda or cuda:<index>"),
     (["--steps", "two"], "error: argument --steps: invalid int value"),
+    (["--progressive", "0"], "error: --progressive must be an integer number of stages"),
+    (["--test-resolutions", "4,32"], "error: --test-resolutions must be integers between 8 and 4096 (pixels), got 4"),
+    (["--test-resolutions", "a,b"], "error: --test-resolutions must be a comma-separated list of integers"),
+    (["--finetune-at", "4"], "error: --finetune-at must be an integer between 8 and 4096"),
+    (["--freeze", "backbone"], "error: --freeze backbone needs init"),
+    (["--ibase", "8"], "error: --ibase applies to progressive learning only"),
+    (["--progressive", "2", "--ibase", "64"], "error: --ibase 64 is larger than the final training size 16"),
+    (["--ema-decay", "1"], "error: --ema-decay must be in [0, 1)"),
+    (["--magnitude", "40"], "error: --magnitude must be in [0, 30]"),
+    (["--resume"], "error: --resume needs out"),
 ])
-def test_bad_flags_are_one_line_errors(capsys, args, message):
-    try:
-        code = main(["train", *SMALL, *args])
-    except SystemExit as exc:  # argparse errors, if main lets them through
-        code = exc.code
-    assert code == 2
-    err = capsys.readouterr().err
-    assert err.startswith(message) and err.count("\n") == 1
+def test_bad_flags_are_one_line_errors_and_write_nothing(capsys, tmp_path, args, message):
+    out = tmp_path / "never"
+    err = _error(capsys, ["train", *SMALL, *args] + ([] if "--resume" in args else ["--out", str(out)]))
+    assert err.startswith(message), err
+    assert not out.exists()
 
 
-def test_missing_spec_file(capsys):
-    assert main(["train", "nonexistent.json", "--steps", "1"]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+def test_bad_checkpoints_and_folders_lose_nothing(capsys, finished, tmp_path):
+    stored = _snapshot(finished)
+    spec_args = SMALL[:7]
+    # --resume where there is nothing to resume
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "nothing to resume" in _error(capsys, ["train", *spec_args, "--out", str(empty), "--resume"])
+    assert _snapshot(empty) == {}
+    # a folder that already holds a training is not overwritten
+    assert "already holds a training" in _error(capsys, ["train", *spec_args, "--out", str(finished)])
+    # resuming with another architecture or other settings
+    wide = ["efficientnet-b0", "--width", "0.5", "--depth", "0.25", "--resolution", "16"]
+    assert "written for another architecture" in _error(capsys, ["train", *wide, "--out", str(finished), "--resume"])
+    assert _error(capsys, ["train", *spec_args, "--epochs", "9", "--out", str(finished), "--resume"]).startswith(
+        "error: --epochs is 9.0 here but 2")
+    # --init with a checkpoint of another architecture: one line naming the first tensor that does not fit
+    err = _error(capsys, ["train", *wide, "--init", str(finished / "model.pt"), "--out", str(tmp_path / "x")])
+    assert "does not fit this network: tensor 'stem.conv.weight' has shape" in err and err.startswith("error: --init")
+    # unreadable checkpoints: garbage, truncated model.pt, truncated last.pt
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(300))
+    assert "unreadable model checkpoint" in _error(capsys, ["train", *spec_args, "--init", str(garbage),
+                                                            "--out", str(tmp_path / "x")])
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((finished / "model.pt").read_bytes()[:5000])
+    assert "unreadable" in _error(capsys, ["train", *spec_args, "--init", str(truncated), "--out", str(tmp_path / "x")])
+    broken = tmp_path / "broken"
+    shutil.copytree(finished, broken)
+    (broken / "last.pt").write_bytes((finished / "last.pt").read_bytes()[:4000])
+    kept = _snapshot(broken)
+    assert "unreadable training state" in _error(capsys, ["train", *spec_args, "--out", str(broken), "--resume"])
+    assert _snapshot(broken) == kept
+    # an output path below a regular file (works as root too)
+    assert "cannot create the output folder" in _error(capsys, ["train", *SMALL, "--out", str(garbage / "sub")])
+    assert not (tmp_path / "x").exists() and _snapshot(finished) == stored
 
+
+def _rgb_folder(root: Path, classes: int = 3, per_class: int = 60) -> Path:
+    """A small 3-channel image folder: digits 0..classes-1, tinted with random colours."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(0)
+    for label in range(classes):
+        folder = root / f"class{label}"
+        folder.mkdir(parents=True)
+        images = digits.images[digits.target == label][:per_class]
+        for i, image in enumerate(images):
+            grey = (image / 16.0)[..., None]
+            tint = rng.uniform(0.3, 1.0, size=3)
+            rgb = (grey * tint * 255).astype(np.uint8)
+            Image.fromarray(rgb, "RGB").resize((16, 16)).save(folder / f"{i}.png")
+    return root
+
+
+def test_transfer_from_one_to_three_channels(capsys, finished, tmp_path):
+    data = _rgb_folder(tmp_path / "rgb")
+    model = str(finished / "model.pt")
+    assert main(["train", model, "--dataset", "imagefolder", "--data-dir", str(data), "--init", model, "--epochs", "8",
+                 "--batch-size", "16", "--threads", "1", "--out", str(tmp_path / "tl"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["spec"]["in_chans"] == 3 and out["spec"]["num_classes"] == 3
+    assert out["results"]["transfer"]["stem"] == "adapted from 1 to 3 input channels"
+    saved = torch.load(tmp_path / "tl" / "model.pt", weights_only=True)
+    assert saved["state_dict"]["stem.conv.weight"].shape[1] == 3
+    assert saved["state_dict"]["head.classifier.weight"].shape[0] == 3
+    assert out["metrics"]["accuracy"] > 0.5  # chance is 1/3 (18 minival images)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,19 +11,9 @@ from nas.data import load_dataset
 from nas.errors import ConfigError
 from nas.presets import preset
 from nas.scaling import scale_spec
-from nas.training import TrainBudget, bn_momentum_for, lr_factor, train_candidate
+from nas.training import TrainBudget, bn_momentum_for, lr_factor, train_candidate, warmup_steps_for
 
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Other test files may run beside this one on 2 cores: two OpenMP threads per process then
-    oversubscribe the machine and steps slow down many times over; one thread degrades gracefully.
-    (The library never sets thread counts itself; this is the caller's choice.)"""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +120,9 @@ def test_test_split_only_on_request_and_schedule_hook(digits):
 
 
 def test_bad_arguments_raise_config_errors(digits):
-    with pytest.raises(ConfigError, match="budget epochs: must be a number > 0"):
+    with pytest.raises(ConfigError, match="epochs must be a number > 0, got 0") as caught:
         TrainBudget(epochs=0)
+    assert caught.value.field == "epochs"
     with pytest.raises(ConfigError, match="unknown optimizer 'adam'; valid: sgd, rmsprop, adamw"):
         TrainBudget(optimizer="adam")
     with pytest.raises(ConfigError, match="evaluate_on"):
@@ -146,6 +136,21 @@ def test_schedules():
     assert lr_factor(0, 10, 100) == pytest.approx(0.1) and lr_factor(9, 10, 100) == 1.0
     assert lr_factor(100, 10, 100) == pytest.approx(0.0)
     assert bn_momentum_for(8) == 0.1 and bn_momentum_for(400) == 0.05 and bn_momentum_for(10_000) == 0.01
+    # A short training keeps at most 0.1% of the initial statistics: (1 - m) ** steps <= 0.001.
+    for steps in (1, 8, 16, 32):
+        m = bn_momentum_for(min(8, steps), total_steps=steps)
+        assert (1 - m) ** steps == pytest.approx(0.001) or m == 1.0
+    assert bn_momentum_for(8, total_steps=160) == 0.1  # the default budget is unchanged
+    # The warm-up is scaled to the budget: one epoch, but never more than the fraction of the steps.
+    assert warmup_steps_for(1.0, 8, 160, 0.25) == 8
+    assert warmup_steps_for(1.0, 8, 8, 0.25) == 2 and warmup_steps_for(1.0, 8, 3, 0.25) == 0
+
+
+def test_one_epoch_beats_chance(digits):
+    # `nas search --epochs 1` on digits: 8 steps. Before the budget-aware warm-up and BatchNorm
+    # momentum every candidate ended at chance (0.10); benchmarks/warmup.py has the figures.
+    m = train_candidate(proxy(), digits, TrainBudget(epochs=1), "cpu")
+    assert m.ok and m.accuracy > 0.25
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])

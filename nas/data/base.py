@@ -9,12 +9,15 @@ search never sees the test split; the test split is read only when someone asks 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from nas.errors import DataError
+
+if TYPE_CHECKING:
+    from nas.data.sources import ImageSource
 
 TestReader = Callable[[], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -55,6 +58,20 @@ class Dataset:
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.train_x.shape[2]), int(self.train_x.shape[3])
+
+    def source(self, split: str, device: torch.device | str = "cpu") -> "ImageSource":
+        """The split (``train``, ``minival`` or ``test``) as the trainer reads it: an
+        :class:`~nas.data.sources.ImageSource` on ``device``. A dataset stored differently (a
+        memory-mapped file) overrides this and nothing else in the trainer changes."""
+        from nas.data.sources import TensorSource
+
+        if split == "train":
+            return TensorSource(self.train_x, self.train_y, device)
+        if split == "minival":
+            return TensorSource(self.minival_x, self.minival_y, device)
+        if split == "test":
+            return TensorSource(*self.test(), device)
+        raise ValueError(f"unknown split {split!r}; valid: train, minival, test")
 
     def test(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The held-out test split, read on request (it is never part of a search)."""

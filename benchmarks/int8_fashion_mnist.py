@@ -1,0 +1,134 @@
+"""int8 on a trained model: accuracy drop and speed-up of ONNX Runtime static quantization (issue 13).
+
+Run: ``.venv/bin/python benchmarks/int8_fashion_mnist.py`` (add ``--checkpoint runs/x/model.pt`` to
+use a model trained by ``nas train --out``; without it the script trains one briefly itself).
+
+1. The model: ``--checkpoint``, or ``--spec`` (default: EfficientNet-B0 at width 0.5, depth 0.5,
+   32 px, the search's proxy shape) trained ``--epochs`` on Fashion-MNIST with AdamW, cosine
+   schedule and horizontal flips, one torch thread; saved as a ``model.pt``.
+2. ``nas.deploy.pipeline.export_model(..., int8=True)``: fp32 ONNX checked against PyTorch, then
+   int8 calibrated on 512 minival images; fp32 and int8 accuracy on the whole minival split (6,000)
+   and on the test split (10,000).
+3. Speed: the fp32 and int8 ONNX files in onnxruntime and the eager model, p50 at batch 1 and
+   ``--batch`` with ``--threads`` threads, all measured in this process one after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from nas.data.shared import missing_reason, shared_dataset_dir
+
+
+def train(spec_source: str, data, epochs: float, seed: int, out: Path) -> Path:
+    """A brief real training run with the trainer's optimizer, schedule and augmentation pieces."""
+    from nas.api import load_spec
+    from nas.builder import build_model
+    from nas.checkpoint import save_model_checkpoint
+    from nas.data.augment import AugmentConfig, Augmenter, resize_images
+    from nas.scaling import scale_spec
+    from nas.training import TrainBudget, bn_momentum_for, lr_factor, make_optimizer
+
+    spec = load_spec(spec_source)
+    if spec_source == "efficientnet-b0":
+        spec = scale_spec(spec, width=0.5, depth=0.5, resolution=32)
+    spec = spec.with_(num_classes=data.num_classes, in_chans=data.in_chans)
+    generator = torch.Generator().manual_seed(seed)
+    model = build_model(spec, generator=generator).to(memory_format=torch.channels_last)
+    budget = TrainBudget(epochs=epochs, seed=seed)
+    images = resize_images(data.train_x, spec.resolution)
+    steps_per_epoch = images.shape[0] // budget.batch_size
+    total = int(epochs * steps_per_epoch)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = bn_momentum_for(steps_per_epoch)
+    optimizer = make_optimizer(model, budget, torch.device("cpu"))
+    base = [group["lr"] for group in optimizer.param_groups]
+    augmenter = Augmenter(data.mean, data.std, "cpu")
+    config = AugmentConfig(hflip=True)
+    model.train()
+    started = time.perf_counter()
+    for step in range(total):
+        idx = torch.randint(0, images.shape[0], (budget.batch_size,), generator=generator)
+        x, y, _, _ = augmenter.train_batch(images[idx], data.train_y[idx], config, generator)
+        for group, lr in zip(optimizer.param_groups, base):
+            group["lr"] = lr * lr_factor(step, steps_per_epoch // 2, total)
+        loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    print(f"trained {spec.name or spec_source} for {epochs} epochs ({total} steps) in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    save_model_checkpoint(out, spec, model.state_dict(), config={"dataset": data.name, "epochs": epochs})
+    return out
+
+
+def main() -> None:
+    from nas.data import load_dataset
+    from nas.deploy.load import example_input, load_model
+    from nas.deploy.export import export_onnx
+    from nas.deploy.machine import machine_info
+    from nas.deploy.measure import TimingPolicy, time_calls
+    from nas.deploy.pipeline import export_model
+    from nas.deploy.quantize import compare_accuracy, dataset_batches
+    from nas.deploy.runtimes import onnx_engine, torch_engine, torch_threads
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--spec", default="efficientnet-b0")
+    parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    data_dir = args.data_dir or shared_dataset_dir("fashion-mnist")
+    if data_dir is None:
+        raise SystemExit(missing_reason("fashion-mnist"))
+    torch.set_num_threads(args.threads)
+    data = load_dataset("fashion-mnist", data_dir, seed=args.seed)
+    with tempfile.TemporaryDirectory(prefix="int8-bench-") as tmp:
+        tmp = Path(tmp)
+        checkpoint = args.checkpoint or train(args.spec, data, args.epochs, args.seed, tmp / "model.pt")
+        report = export_model(checkpoint, "onnx", tmp / "int8.onnx", int8=True, calibrate_dataset="fashion-mnist",
+                              data_dir=str(data_dir), seed=args.seed)
+        loaded = load_model(checkpoint)
+        export_onnx(loaded.model, example_input(loaded.spec), tmp / "fp32.onnx")
+        fp32, int8 = onnx_engine(tmp / "fp32.onnx", args.threads), onnx_engine(tmp / "int8.onnx", args.threads, True)
+        test = compare_accuracy(fp32, int8, dataset_batches(data, loaded.spec.resolution, split="test"),
+                                dataset=data.name, split="test")
+        policy = TimingPolicy(warmup=5, min_repeats=30, min_seconds=2.0, max_repeats=5000)
+        speed = {}
+        with torch_threads(args.threads):
+            eager = torch_engine(loaded.model, args.threads)
+            for batch in sorted({1, args.batch}):
+                x = example_input(loaded.spec, batch)
+                for name, engine in (("torch", eager), ("onnxruntime", fp32), ("onnxruntime int8", int8)):
+                    prepared = engine.prepare(x)
+                    speed[f"{name} batch {batch}"] = time_calls(lambda: engine.run(prepared), policy).p50_ms
+    print(f"\n{loaded.description} on {machine_info()['cpu']}, {args.threads} thread(s)")
+    print(f"minival: {report.accuracy.describe()}")
+    print(f"test:    {test.describe()}")
+    for batch in sorted({1, args.batch}):
+        f32, i8, eg = (speed[f"{n} batch {batch}"] for n in ("onnxruntime", "onnxruntime int8", "torch"))
+        print(f"batch {batch}: eager {eg:.3f} ms, onnxruntime fp32 {f32:.3f} ms, int8 {i8:.3f} ms; int8 speed-up "
+              f"{f32 / i8:.2f}x over fp32 onnxruntime, {eg / i8:.2f}x over eager")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine_info(), "model": loaded.description,
+                                         "minival": report.accuracy.to_dict(), "test": test.to_dict(),
+                                         "p50_ms": speed}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

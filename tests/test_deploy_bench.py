@@ -1,0 +1,66 @@
+"""``nas bench`` and the timing helpers: every runtime x batch x thread row, consistent figures, JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nas.cli import main
+from nas.deploy.measure import TimingPolicy, percentile, time_calls
+
+SMALL = "r1_k3_s11_e1_i8_o8_se0.25 r1_k3_s22_e3_i8_o16"
+
+
+def test_percentile_matches_numpy():
+    import numpy as np
+
+    samples = [5.0, 1.0, 4.0, 2.0, 3.0, 10.0]
+    for q in (0, 10, 50, 90, 100):
+        assert percentile(samples, q) == pytest.approx(np.percentile(samples, q))
+
+
+def test_time_calls_follows_the_policy():
+    calls = []
+    latency = time_calls(lambda: calls.append(1), TimingPolicy(warmup=2, min_repeats=5, min_seconds=0, max_repeats=5))
+    assert len(calls) == 7 and latency.repeats == 5
+    assert latency.min_ms <= latency.p50_ms <= latency.p90_ms
+
+
+def test_bench_every_runtime_with_int8_writes_json(tmp_path, capsys, one_thread):
+    out = tmp_path / "bench.json"
+    argv = ["bench", SMALL, "--resolution", "16", "--int8", "--batch", "1,2", "--threads", "1", "--warmup", "1",
+            "--repeats", "3", "--min-seconds", "0", "--json", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "torchscript" in text and "onnxruntime int8" in text
+    data = json.loads(out.read_text())
+    rows = data["results"]
+    assert [(r["runtime"], r["batch"]) for r in rows] == [
+        (runtime, batch) for batch in (1, 2) for runtime in ("torch", "torchscript", "onnxruntime", "onnxruntime int8")]
+    for row in rows:
+        assert 0 < row["min_ms"] <= row["p50_ms"] <= row["p90_ms"]
+        assert row["throughput"] == pytest.approx(row["batch"] / (row["p50_ms"] / 1000))
+        assert row["threads"] == 1 and row["repeats"] >= 3
+    assert [r["speedup"] for r in rows if r["runtime"] == "torch"] == [1.0, 1.0]
+    assert data["machine"]["cpu"] and data["resolution"] == 16 and data["trained"] is False
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runtime", "tflite"], "error: --runtime: unknown runtime 'tflite'; valid: onnxruntime, torch, torchscript"),
+    (["--batch", "1,x"], "error: --batch '1,x': expected a comma-separated list of int values"),
+    (["--threads", "0"], "error: --threads values must be integers between 1 and 1024, got 0"),
+    (["--repeats", "0"], "error: --repeats must be an integer >= 1"),
+])
+def test_bench_bad_flags_are_one_line_errors(capsys, args, message):
+    assert main(["bench", SMALL, "--resolution", "16", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_bench_unwritable_json_fails_before_measuring(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["bench", SMALL, "--json", str(blocker / "out.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --json {blocker / 'out.json'}: cannot write there") and "benchmarking" not in err
