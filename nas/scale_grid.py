@@ -80,6 +80,8 @@ class ScaleGridConfig:
     runner_options: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     seed: int = 0
+    data_cache: str | None = None  # as SearchConfig's
+    rebuild_cache: bool = False
 
     def __post_init__(self) -> None:
         if self.constraint not in CONSTRAINTS:
@@ -171,7 +173,7 @@ class ScaleGrid:
     # ---------------------------------------------------------------------------- set-up
     def _prepare(self) -> None:
         from runners import RUNNERS
-        from runners.base import DatasetRef, cached_dataset
+        from runners.base import cached_dataset, dataset_ref
         from search_spaces import ProxyConfig
         from nas.errors import unknown_name
         from objectives import OBJECTIVES
@@ -183,7 +185,7 @@ class ScaleGrid:
             raise unknown_name("runner", c.runner, list(RUNNERS))
         check_device(c.device, c.runner)
         base = ArchSpec.from_dict(c.base)
-        self.data_ref = DatasetRef(c.dataset, c.data_dir, c.seed)
+        self.data_ref = dataset_ref(c)
         self.dataset = cached_dataset(self.data_ref)
         # The full-size base for this dataset: its classes and channels, at the base's own resolution.
         self.base = base.with_(num_classes=self.dataset.num_classes, in_chans=self.dataset.in_chans)

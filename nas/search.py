@@ -64,6 +64,8 @@ class SearchConfig:
     rerank_depth: float | None = None
     rerank_resolution: int | None = None
     latency_table: str | None = None  # predict latency from this table instead of timing the network
+    data_cache: str | None = None  # folder of the data cache (memory-mapped files at the proxy resolution)
+    rebuild_cache: bool = False  # rebuild a data cache of another dataset, resolution or source
 
     def __post_init__(self) -> None:
         if not _is_int(self.trials) or self.trials <= 0:
@@ -192,7 +194,7 @@ def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = No
     from nas.controllers import controller_options, make_controller
     from objectives import make_objective
     from runners import RUNNERS
-    from runners.base import DatasetRef, cached_dataset
+    from runners.base import cached_dataset, dataset_ref
     from search_spaces import ProxyConfig, make_space
     from nas.errors import unknown_name
 
@@ -207,7 +209,7 @@ def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = No
     if "objectives" in controller_options(config.controller) and "objectives" not in options:
         options["objectives"] = dict(objective.directions)
     controller = make_controller(config.controller, space.decisions, seed=config.seed, **options)
-    data_ref = DatasetRef(config.dataset, config.data_dir, config.seed)
+    data_ref = dataset_ref(config)
     dataset = cached_dataset(data_ref)
     budget = training_budget(config.seed, config.epochs, config.batch_size)
     latency = None
@@ -258,7 +260,7 @@ class Search:
     """
 
     RESUMABLE_OVERRIDES = ("trials", "rerank", "rerank_epochs", "rerank_seeds", "rerank_width", "rerank_depth",
-                           "rerank_resolution")
+                           "rerank_resolution", "rebuild_cache")
 
     def __init__(self, config: SearchConfig, out: str | Path, storage: str | None = None, resume: bool = False,
                  on_trial: Callable[[TrialRecord, int, int], None] | None = None, study: str | None = None,

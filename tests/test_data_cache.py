@@ -228,3 +228,63 @@ def test_a_search_config_with_a_data_cache_gives_workers_the_mapped_dataset(tmp_
     assert ref == DatasetRef("digits", None, 2, cache_dir=str(tmp_path), resolution=16, rebuild_cache=True)
     data = cached_dataset(ref)
     assert isinstance(data, MappedDataset) and data.image_size == (16, 16) and data.seed == 2
+
+
+def test_training_from_the_cache_equals_training_in_memory_and_reads_batches_only(tmp_path, monkeypatch, one_thread):
+    """train_candidate reads a MappedDataset through its sources (never the whole split) and gets the
+    same batches as from memory, hence the same trained network on the CPU."""
+    from nas.presets import preset
+    from nas.scaling import scale_spec
+    from nas.training import TrainBudget, train_candidate
+
+    spec = scale_spec(preset("efficientnet-b0"), 0.25, 0.25).with_(resolution=16)
+    budget = TrainBudget(steps=12, batch_size=64, seed=3)
+    memory = load_dataset("digits", seed=3)
+    mapped = load_dataset("digits", seed=3, cache_dir=tmp_path, resolution=16)
+
+    def whole_split(self, split):
+        raise AssertionError(f"the trainer read the whole {split} split")
+
+    monkeypatch.setattr(MappedDataset, "_whole", whole_split)
+    from_cache = train_candidate(spec, mapped, budget, "cpu")
+    from_memory = train_candidate(spec, memory, budget, "cpu")
+    assert from_cache.ok and from_memory.ok
+    assert from_cache.history == from_memory.history and from_cache.loss == from_memory.loss
+    assert from_cache.correct == from_memory.correct
+
+
+# ------------------------------------------------------------------------------------ the CLI
+CLI_TINY = ["--controller", "random", "--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--quiet",
+            "--seed", "5", "--trials", "3"]
+
+
+def test_search_with_a_data_cache_matches_the_search_in_memory(tmp_path, one_thread):
+    import json
+
+    import pandas as pd
+
+    from nas.cli import main
+
+    cache = tmp_path / "cache"
+    assert main(["search", "--data-cache", str(cache), "--proxy-resolution", "16", "--out", str(tmp_path / "c"),
+                 *CLI_TINY]) == 0
+    assert main(["search", "--proxy-resolution", "16", "--out", str(tmp_path / "m"), *CLI_TINY]) == 0
+    assert read_header(split_path(cache, "train")).resolution == 16
+    assert json.loads((tmp_path / "c" / "run.json").read_text())["data_cache"] == str(cache)
+    cached, memory = pd.read_csv(tmp_path / "c" / "trials.csv"), pd.read_csv(tmp_path / "m" / "trials.csv")
+    assert list(cached.key) == list(memory.key) and list(cached.accuracy) == list(memory.accuracy)
+
+
+def test_a_cache_of_another_resolution_is_one_line_until_rebuild_cache(tmp_path, capsys, one_thread):
+    from nas.cli import main
+
+    cache = tmp_path / "cache"
+    load_dataset("digits", cache_dir=cache, resolution=16)
+    args = ["search", "--data-cache", str(cache), "--proxy-resolution", "24", *CLI_TINY]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --rebuild-cache needed: data cache {cache}: it holds digits at 16 px, not digits at "
+                   "24 px\n")
+    assert not (tmp_path / "a").exists()  # refused before anything was written
+    assert main([*args, "--rebuild-cache", "--out", str(tmp_path / "b")]) == 0
+    assert read_header(split_path(cache, "train")).resolution == 24

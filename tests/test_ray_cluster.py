@@ -203,9 +203,12 @@ def test_one_gpu_per_trial_runs_at_most_two_trials_on_two_gpus(gpu_node, tmp_pat
 
 
 def test_half_a_gpu_per_trial_packs_two_trials_per_gpu(gpu_node, tmp_path):
+    """Also through the data cache: the workers get the MappedDataset by reference and map its file."""
     out = tmp_path / "gpu05"
-    result = search(gpu_node, out, "--trials", "3", "--epochs", "1", "--gpus-per-trial", "0.5")
+    result = search(gpu_node, out, "--trials", "3", "--epochs", "1", "--gpus-per-trial", "0.5",
+                    "--data-cache", str(tmp_path / "cache"))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "cache" / "train.nasdata").is_file()
     log = events(out)
     assert next(e for e in log if e["event"] == "start")["workers"] == 4
     workers = [e for e in log if e["event"] == "worker"]
