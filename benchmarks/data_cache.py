@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -50,26 +49,20 @@ def status(key: str) -> int:
     return 0
 
 
-class PeakSampler:
-    """Peaks of RssAnon and RssFile, sampled on a thread (the kernel keeps a peak of their sum only)."""
+def peak_sampler(every_s: float = 0.02):
+    """Peaks of RssAnon and RssFile, sampled on a thread (the kernel keeps a peak of their sum only):
+    nas.deploy.measure.PeakRSS's sampling thread, recording the two parts."""
+    from nas.deploy.measure import PeakRSS
 
-    def __init__(self, every_s: float = 0.02) -> None:
-        self.every_s, self.anon, self.file = every_s, 0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    class PeakParts(PeakRSS):
+        anon = file = 0
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.anon, self.file = max(self.anon, status("RssAnon")), max(self.file, status("RssFile"))
-            time.sleep(self.every_s)
+        def _run(self) -> None:
+            while not self._stop.is_set():
+                self.anon, self.file = max(self.anon, status("RssAnon")), max(self.file, status("RssFile"))
+                self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    return PeakParts(every_s)
 
 
 def worker(mode: str, data_dir: str, cache_dir: str, steps: int, batch: int) -> dict:
@@ -83,7 +76,7 @@ def worker(mode: str, data_dir: str, cache_dir: str, steps: int, batch: int) -> 
 
     torch.set_num_threads(1)
     spec = scale_spec(preset("efficientnet-b0"), 0.5, 0.5).with_(resolution=32)
-    with PeakSampler() as peaks:
+    with peak_sampler() as peaks:
         start = time.perf_counter()
         if mode == "memory":
             data = load_dataset("fashion-mnist", data_dir)
