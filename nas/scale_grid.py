@@ -172,7 +172,7 @@ class ScaleGrid:
 
     # ---------------------------------------------------------------------------- set-up
     def _prepare(self) -> None:
-        from runners import RUNNERS
+        from runners import RUNNERS, check_runner
         from runners.base import cached_dataset, dataset_ref
         from search_spaces import ProxyConfig
         from nas.errors import unknown_name
@@ -184,6 +184,7 @@ class ScaleGrid:
         if c.runner not in RUNNERS:
             raise unknown_name("runner", c.runner, list(RUNNERS))
         check_device(c.device, c.runner)
+        check_runner(c.runner, c.runner_options)
         base = ArchSpec.from_dict(c.base)
         self.data_ref = dataset_ref(c)
         self.dataset = cached_dataset(self.data_ref)

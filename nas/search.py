@@ -193,7 +193,7 @@ def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = No
     """Resolve every name in the config before anything is written, so a bad setting touches nothing."""
     from nas.controllers import controller_options, make_controller
     from objectives import make_objective
-    from runners import RUNNERS
+    from runners import RUNNERS, check_runner
     from runners.base import cached_dataset, dataset_ref
     from search_spaces import ProxyConfig, make_space
     from nas.errors import unknown_name
@@ -201,6 +201,7 @@ def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = No
     if config.runner not in RUNNERS:
         raise unknown_name("runner", config.runner, list(RUNNERS))
     check_device(config.device, config.runner)
+    check_runner(config.runner, config.runner_options)
     space = make_space(config.space)
     proxy = ProxyConfig(width=config.proxy_width, depth=config.proxy_depth, resolution=config.proxy_resolution,
                         target_resolution=config.target_resolution)

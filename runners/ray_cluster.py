@@ -203,27 +203,12 @@ class RayRunner(Runner):
 
     def _probe(self, address: str, node_ip_address: str | None, timeout_s: float) -> None:
         """Answer a wrong address in bounded time, before ``ray.init`` retries it for minutes."""
-        from runners.ray_support import tcp_check, probe_cluster
+        from runners.ray_support import check_address
 
-        if address.startswith("ray://"):  # Ray Client: a gRPC proxy on the head, not the GCS
-            tcp_check(address[len("ray://"):], timeout_s, shown=address)
-            return
-        target = address
-        if address == "auto":
-            try:
-                from ray._private.services import canonicalize_bootstrap_address
-
-                target = canonicalize_bootstrap_address(address)
-            except ConnectionError:
-                raise ConfigError("address auto: no Ray cluster was started on this machine (run `ray start --head`,"
-                                  " or give the head's HOST:PORT)", field="address") from None
-            except Exception:  # noqa: BLE001 - Ray's own lookup changed: let ray.init find it
-                return
-            if not target:
-                return
-        nodes = probe_cluster(target, timeout_s, node_ip_address)
-        self._log("cluster", address=target, nodes=[{"node": n.node_id, "ip": n.ip, "alive": n.alive, "head": n.head}
-                                                    for n in nodes])
+        target, nodes = check_address(address, node_ip_address, timeout_s)
+        if nodes:
+            self._log("cluster", address=target, nodes=[{"node": n.node_id, "ip": n.ip, "alive": n.alive,
+                                                         "head": n.head} for n in nodes])
 
     def _default_gpus(self, gpus: float | None, resources: dict[str, float]) -> float:
         available = float(resources.get("GPU", 0))

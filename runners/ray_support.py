@@ -251,6 +251,34 @@ def probe_cluster(address: str, timeout_s: float = 10.0, node_ip_address: str | 
     return nodes
 
 
+def check_address(address: str, node_ip_address: str | None = None,
+                  timeout_s: float = 10.0) -> tuple[str, list[ClusterNode]]:
+    """Check a runner ``address`` as the Ray runner will use it, in bounded time: ``HOST:PORT`` and
+    ``auto`` (resolved as Ray resolves it) with :func:`probe_cluster`, ``ray://HOST:PORT`` (Ray
+    Client) by a TCP connection. Returns the resolved address and the nodes (none for Ray Client).
+
+    Callers that write something before the runner starts (a run folder) call it first, so that a
+    wrong address stops them before anything is written."""
+    check_node_ip(node_ip_address)
+    if address.startswith("ray://"):  # Ray Client: a gRPC proxy on the head, not the GCS
+        tcp_check(address[len("ray://"):], timeout_s, shown=address)
+        return address, []
+    target = address
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            target = canonicalize_bootstrap_address(address)
+        except ConnectionError:
+            raise ConfigError("address auto: no Ray cluster was started on this machine (run `ray start --head`, "
+                              "or give the head's HOST:PORT)", field="address") from None
+        except Exception:  # noqa: BLE001 - Ray's own lookup changed: let ray.init find it
+            return address, []
+        if not target:
+            return address, []
+    return target, probe_cluster(target, timeout_s, node_ip_address)
+
+
 def check_node_ip(node_ip_address: str | None) -> None:
     """A node address must be an IP address (Ray compares it with the nodes' addresses as text)."""
     if node_ip_address is None:
@@ -347,5 +375,5 @@ def reap_stale_sessions(root: Path) -> list[int]:
     return killed
 
 
-__all__ = ["TrainWorker", "WorkerResult", "AshaCoordinator", "ClusterNode", "probe_cluster", "check_node_ip", "tcp_check",
-           "temp_root", "link_logs", "stale_sessions", "reap_stale_sessions"]
+__all__ = ["TrainWorker", "WorkerResult", "AshaCoordinator", "ClusterNode", "probe_cluster", "check_address",
+           "check_node_ip", "tcp_check", "temp_root", "link_logs", "stale_sessions", "reap_stale_sessions"]

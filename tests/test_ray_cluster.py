@@ -145,6 +145,7 @@ def test_unreachable_address_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert one_line_error(result) == (f"error: --address 127.0.0.2:{port}: cannot connect (connection refused); "
                                       f"start the head there with `ray start --head --port {port}`")
+    assert not (tmp_path / "r").exists()  # checked before the run folder is created
 
 
 def test_node_ip_address_of_no_node_and_a_wrong_token_are_config_errors(two_nodes):
