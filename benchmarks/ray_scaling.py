@@ -1,5 +1,11 @@
 """Ray runner scaling: the same candidates on 1 worker and on N workers (N = 2 here, one per GPU there).
 
+With ``--cluster`` the workers run on a real two-node cluster started on this machine's loopback
+addresses (tests/cluster.py: a head on 127.0.0.2 and a second raylet on 127.0.0.3, one CPU each,
+token authentication): the runner joins it with ``address`` and ``node_ip_address`` as
+``nas search --address 127.0.0.2:P --node-ip-address 127.0.0.2`` does, and the two workers land one
+per node. Without it a local Ray with 2 CPUs is started in this process.
+
 Prints, for each worker count: Ray start-up (``ray.init``) and worker start-up (actors + one
 ``ray.put`` of the data) separately, the wall time of the candidates alone, the sum of the workers'
 own time per candidate (``run_job`` inside the actor), the 1-minute load average before and after
@@ -8,6 +14,7 @@ each phase (other work on a shared machine takes cores from the workers), and th
 
     .venv/bin/python benchmarks/ray_scaling.py                 # 6 candidates of ~10 s each
     .venv/bin/python benchmarks/ray_scaling.py --candidates 4 --steps 60   # quicker
+    .venv/bin/python benchmarks/ray_scaling.py --cluster       # on a two-node loopback cluster
 """
 
 from __future__ import annotations
@@ -48,13 +55,14 @@ def candidates(count: int, seed: int, width: float, depth: float, resolution: in
     return [specs[i] for i in order[:count]]
 
 
-def run(workers: int, jobs: list, dataset, data_ref, gpus: float, cpus_per_trial: float, run_dir: Path) -> dict:
+def run(workers: int, jobs: list, dataset, data_ref, gpus: float, cpus_per_trial: float, run_dir: Path,
+        cluster: dict | None = None) -> dict:
     from runners.ray_cluster import RayRunner
 
     run_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
     runner = RayRunner(dataset=dataset, data_ref=data_ref, run_dir=run_dir, workers=workers,
-                       gpus_per_trial=gpus, cpus_per_trial=cpus_per_trial)
+                       gpus_per_trial=gpus, cpus_per_trial=cpus_per_trial, **(cluster or {}))
     try:
         start = time.perf_counter()
         for job in jobs[:workers]:
@@ -91,8 +99,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=float, default=0.5)
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cluster", action="store_true", help="run on a two-node cluster on loopback addresses")
     args = parser.parse_args(argv)
+    if args.cluster:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from cluster import start_cluster
 
+        with start_cluster("127.0.0.2", num_cpus=1) as cluster:
+            cluster.add_node("127.0.0.3", num_cpus=1)
+            os.environ.update(cluster.env)  # this process is the driver: it needs the cluster's token
+            return measure(args, {"address": cluster.address, "node_ip_address": cluster.head.ip})
+    return measure(args, None)
+
+
+def measure(args: argparse.Namespace, cluster: dict | None) -> int:
     import torch
 
     from nas.training import TrainBudget
@@ -109,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [TrainJob(trial=i, spec=s, dataset=ref, budget=budget, device="auto") for i, s in enumerate(specs)]
     gpu_share = 1.0 if gpus else 0.0
     with tempfile.TemporaryDirectory(prefix="rb-", dir="/tmp") as tmp:
-        one = run(1, jobs, dataset, ref, gpu_share, 1, Path(tmp) / "w1")
-        two = run(many, jobs, dataset, ref, gpu_share, 1, Path(tmp) / f"w{many}")
-    print(f"device: {'%d GPU' % gpus if gpus else 'CPU'}; cpus: {os.cpu_count()}; {len(jobs)} candidates, "
+        one = run(1, jobs, dataset, ref, gpu_share, 1, Path(tmp) / "w1", cluster)
+        two = run(many, jobs, dataset, ref, gpu_share, 1, Path(tmp) / f"w{many}", cluster)
+    where = (f"two-node Ray cluster on loopback ({cluster['address']}, 1 CPU per node)" if cluster else
+             "local Ray in this process")
+    print(f"{where}; device: {'%d GPU' % gpus if gpus else 'CPU'}; cpus: {os.cpu_count()}; {len(jobs)} candidates, "
           f"{steps} steps each, batch {args.batch_size}, {args.width}x width, {args.depth}x depth, "
           f"{args.resolution}px, {args.dataset}")
     print("| workers | wall (s) | median candidate (s) | sum worker time (s) | overhead / trial (s) "

@@ -80,6 +80,8 @@ class ScaleGridConfig:
     runner_options: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     seed: int = 0
+    data_cache: str | None = None  # as SearchConfig's
+    rebuild_cache: bool = False
 
     def __post_init__(self) -> None:
         if self.constraint not in CONSTRAINTS:
@@ -170,8 +172,8 @@ class ScaleGrid:
 
     # ---------------------------------------------------------------------------- set-up
     def _prepare(self) -> None:
-        from runners import RUNNERS
-        from runners.base import DatasetRef, cached_dataset
+        from runners import RUNNERS, check_runner
+        from runners.base import cached_dataset, dataset_ref
         from search_spaces import ProxyConfig
         from nas.errors import unknown_name
         from objectives import OBJECTIVES
@@ -182,8 +184,9 @@ class ScaleGrid:
         if c.runner not in RUNNERS:
             raise unknown_name("runner", c.runner, list(RUNNERS))
         check_device(c.device, c.runner)
+        check_runner(c.runner, c.runner_options)
         base = ArchSpec.from_dict(c.base)
-        self.data_ref = DatasetRef(c.dataset, c.data_dir, c.seed)
+        self.data_ref = dataset_ref(c)
         self.dataset = cached_dataset(self.data_ref)
         # The full-size base for this dataset: its classes and channels, at the base's own resolution.
         self.base = base.with_(num_classes=self.dataset.num_classes, in_chans=self.dataset.in_chans)

@@ -64,6 +64,8 @@ class SearchConfig:
     rerank_depth: float | None = None
     rerank_resolution: int | None = None
     latency_table: str | None = None  # predict latency from this table instead of timing the network
+    data_cache: str | None = None  # folder of the data cache (memory-mapped files at the proxy resolution)
+    rebuild_cache: bool = False  # rebuild a data cache of another dataset, resolution or source
 
     def __post_init__(self) -> None:
         if not _is_int(self.trials) or self.trials <= 0:
@@ -191,14 +193,15 @@ def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = No
     """Resolve every name in the config before anything is written, so a bad setting touches nothing."""
     from nas.controllers import controller_options, make_controller
     from objectives import make_objective
-    from runners import RUNNERS
-    from runners.base import DatasetRef, cached_dataset
+    from runners import RUNNERS, check_runner
+    from runners.base import cached_dataset, dataset_ref
     from search_spaces import ProxyConfig, make_space
     from nas.errors import unknown_name
 
     if config.runner not in RUNNERS:
         raise unknown_name("runner", config.runner, list(RUNNERS))
     check_device(config.device, config.runner)
+    check_runner(config.runner, config.runner_options)
     space = make_space(config.space)
     proxy = ProxyConfig(width=config.proxy_width, depth=config.proxy_depth, resolution=config.proxy_resolution,
                         target_resolution=config.target_resolution)
@@ -207,7 +210,7 @@ def build_components(config: SearchConfig, stored: Mapping[str, Any] | None = No
     if "objectives" in controller_options(config.controller) and "objectives" not in options:
         options["objectives"] = dict(objective.directions)
     controller = make_controller(config.controller, space.decisions, seed=config.seed, **options)
-    data_ref = DatasetRef(config.dataset, config.data_dir, config.seed)
+    data_ref = dataset_ref(config)
     dataset = cached_dataset(data_ref)
     budget = training_budget(config.seed, config.epochs, config.batch_size)
     latency = None
@@ -258,7 +261,7 @@ class Search:
     """
 
     RESUMABLE_OVERRIDES = ("trials", "rerank", "rerank_epochs", "rerank_seeds", "rerank_width", "rerank_depth",
-                           "rerank_resolution")
+                           "rerank_resolution", "rebuild_cache")
 
     def __init__(self, config: SearchConfig, out: str | Path, storage: str | None = None, resume: bool = False,
                  on_trial: Callable[[TrialRecord, int, int], None] | None = None, study: str | None = None,

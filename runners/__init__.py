@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from nas.errors import unknown_name
-from runners.base import DatasetRef, Runner, TrainJob, run_job
+from runners.base import DatasetRef, Runner, TrainJob, dataset_ref, run_job
 
 
 def _local(**options: Any) -> Runner:
@@ -30,10 +30,20 @@ def _ray(**options: Any) -> Runner:
 RUNNERS: dict[str, Callable[..., Runner]] = {"local": _local, "ray": _ray}
 
 
+def check_runner(name: str, options: Mapping[str, Any]) -> None:
+    """Check what can be checked of a runner before anything is written: a Ray cluster ``address``
+    answers (within seconds) and ``node_ip_address`` is one of its nodes. A search calls it before it
+    creates its run folder, so a wrong address leaves nothing behind."""
+    if name == "ray" and options.get("address"):
+        from runners.ray_support import check_address
+
+        check_address(str(options["address"]), options.get("node_ip_address"))
+
+
 def make_runner(name: str, **options: Any) -> Runner:
     if name not in RUNNERS:
         raise unknown_name("runner", name, list(RUNNERS))
     return RUNNERS[name](**options)
 
 
-__all__ = ["RUNNERS", "DatasetRef", "Runner", "TrainJob", "make_runner", "run_job"]
+__all__ = ["RUNNERS", "DatasetRef", "Runner", "TrainJob", "check_runner", "dataset_ref", "make_runner", "run_job"]

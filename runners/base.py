@@ -18,11 +18,19 @@ from nas.spec import ArchSpec
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """How a worker finds the data: by name and folder, so that nothing large travels with a job."""
+    """How a worker finds the data: by name and folder, so that nothing large travels with a job.
+
+    ``cache_dir`` (with ``resolution``, the proxy resolution) reads the data through the data cache
+    (nas/data/cache.py): memory-mapped files every worker of a node shares; ``rebuild_cache`` lets
+    a cache of another dataset, resolution or source be rebuilt instead of refused.
+    """
 
     name: str = "digits"
     data_dir: str | None = None
     seed: int = 0
+    cache_dir: str | None = None
+    resolution: int | None = None
+    rebuild_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,15 @@ class TrainJob:
     tag: dict[str, Any] = field(default_factory=dict)
 
 
+def dataset_ref(config: Any) -> DatasetRef:
+    """The :class:`DatasetRef` of a search-like config (``dataset``, ``data_dir``, ``seed``, and the
+    optional ``data_cache`` / ``rebuild_cache``: the data cache at the config's ``proxy_resolution``)."""
+    cache = getattr(config, "data_cache", None)
+    return DatasetRef(config.dataset, config.data_dir, config.seed, cache_dir=str(cache) if cache else None,
+                      resolution=int(config.proxy_resolution) if cache else None,
+                      rebuild_cache=bool(getattr(config, "rebuild_cache", False)))
+
+
 _DATA_CACHE: dict[DatasetRef, Any] = {}
 
 
@@ -47,7 +64,9 @@ def cached_dataset(ref: DatasetRef) -> Any:
     from nas.data import load_dataset
 
     if ref not in _DATA_CACHE:
-        _DATA_CACHE[ref] = load_dataset(ref.name, ref.data_dir, seed=ref.seed)
+        _DATA_CACHE[ref] = load_dataset(ref.name, ref.data_dir, seed=ref.seed, cache_dir=ref.cache_dir,
+                                        resolution=ref.resolution if ref.cache_dir else None,
+                                        rebuild_cache=ref.rebuild_cache)
     return _DATA_CACHE[ref]
 
 

@@ -8,9 +8,12 @@ would each need a second path. Tune's pieces are still used where they fit: ASHA
 Ray Tune's ``AsyncHyperBandScheduler`` (held by a small coordinator actor), and
 ``nas.controllers.tune_adapter`` puts our controllers into ``tune.Tuner`` for users who want Tune.
 
-Worker loss (an actor process killed, a node gone) is retried on a fresh actor up to ``retries``
-times; after that the trial is recorded as failed with the reason. Every start, retry and loss is
-appended to ``RUN/ray_runner.jsonl``.
+Worker loss (an actor process killed, a node gone) is retried up to ``retries`` times on the first
+free worker, while a fresh actor replaces the lost one wherever Ray can place it (on a lost node's
+cluster that may be later, or never); after that the trial is recorded as failed with the reason.
+``RUN/ray_runner.jsonl`` gets one JSON line per event: each worker's start (process, node id and
+address, ``CUDA_VISIBLE_DEVICES``), each trial's submission and result (node, start and end times
+on the worker, the device it selected and computed on), retries and losses.
 """
 
 from __future__ import annotations
@@ -35,11 +38,27 @@ EVENT_LOG = "ray_runner.jsonl"
 
 @dataclass
 class _Slot:
-    """One worker actor and what it is doing."""
+    """One worker actor and what it is doing.
+
+    A worker is *started* once it answered :meth:`TrainWorker.where` (``where`` holds the answer);
+    until then ``ready_ref`` is that pending call. Only started workers get jobs: an actor Ray
+    cannot place yet (its node is gone, or the cluster lacks room) must not hold a trial hostage.
+    """
 
     actor: Any
-    pid: int | None = None
+    ready_ref: Any = None
+    where: dict[str, Any] | None = None
     job: TrainJob | None = None
+    generation: int = 0  # how many actors this slot has had
+    failed_starts: int = 0  # consecutive actors of this slot that died before answering
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.where is None else self.where.get("pid")
+
+    @property
+    def node(self) -> str | None:
+        return None if self.where is None else self.where.get("node")
 
 
 @dataclass
@@ -52,16 +71,27 @@ class RunnerStats:
     lost: list[dict[str, Any]] = field(default_factory=list)
 
 
+MAX_FAILED_STARTS = 3  # a slot whose actors die this often in a row before answering is given up
+START_GRACE_S = 5.0  # after the first worker answered, how long the others get before jobs start
+
+
 class RayRunner(Runner):
     """Train candidates on Ray actors; see the module docstring for the design.
 
-    Options (the CLI's ``--address --workers --gpus-per-trial --cpus-per-trial --retries --scheduler``):
+    Options (the CLI's ``--address --node-ip-address --workers --gpus-per-trial --cpus-per-trial
+    --retries --scheduler``):
 
-    - ``address``: ``None`` starts a local Ray on this machine (``num_cpus`` of it, default all),
-      ``"auto"`` or ``"ray://HOST:PORT"`` joins a running cluster and leaves it running at the end.
-    - ``workers``: concurrent trials (default: as many as the cluster's CPUs / GPUs allow).
-    - ``gpus_per_trial``: default 1 when the cluster has GPUs, else 0. ``cpus_per_trial``: default 1;
-      it is also the worker's torch thread count.
+    - ``address``: ``None`` starts a local Ray on this machine (``num_cpus`` of it, default all);
+      ``HOST:PORT`` (a head started with ``ray start --head --port PORT``), ``"auto"`` (the cluster
+      ``ray start`` left on this machine) or ``"ray://HOST:PORT"`` (Ray Client) join a running
+      cluster and leave it running at the end. A cluster that does not answer within
+      ``connect_timeout_s`` is a :class:`ConfigError`, never a hang.
+    - ``node_ip_address``: the address of this machine's Ray node, which the driver attaches to
+      (``ray.init(_node_ip_address=...)``); needed where the machine has several addresses.
+    - ``workers``: concurrent trials (default: as many as the cluster's CPUs / GPUs allow). Workers
+      the cluster cannot place yet join when it can (a node added later); trials never wait on them.
+    - ``gpus_per_trial``: default 1 when the cluster has GPUs, else 0 (fractions pack several trials
+      on one GPU). ``cpus_per_trial``: default 1; it is also the worker's torch thread count.
     - ``retries``: how often a trial whose worker died is started again (default 2).
     - ``scheduler``: ``fifo`` (every candidate trains its whole budget) or ``asha`` (Ray Tune's
       asynchronous successive halving on per-epoch minival accuracy; ``asha_grace_period`` epochs,
@@ -71,11 +101,12 @@ class RayRunner(Runner):
     """
 
     def __init__(self, *, device: str = "auto", dataset: Any = None, data_ref: DatasetRef | None = None,
-                 run_dir: str | Path | None = None, address: str | None = None, workers: int | None = None,
-                 gpus_per_trial: float | None = None, cpus_per_trial: float | None = None,
-                 retries: int | None = None, scheduler: str | None = None, num_cpus: int | None = None,
-                 data: str = "put", asha_grace_period: int = 1, asha_reduction_factor: float = 3,
-                 actor_timeout_s: float = 600.0) -> None:
+                 run_dir: str | Path | None = None, address: str | None = None, node_ip_address: str | None = None,
+                 workers: int | None = None, gpus_per_trial: float | None = None,
+                 cpus_per_trial: float | None = None, retries: int | None = None, scheduler: str | None = None,
+                 num_cpus: int | None = None, data: str = "put", asha_grace_period: int = 1,
+                 asha_reduction_factor: float = 3, actor_timeout_s: float = 600.0,
+                 connect_timeout_s: float = 10.0) -> None:
         self.device = device
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.scheduler = scheduler or "fifo"
@@ -83,10 +114,14 @@ class RayRunner(Runner):
         self.cpus_per_trial = 1.0 if cpus_per_trial is None else float(cpus_per_trial)
         self._check_options(workers, gpus_per_trial, data, asha_reduction_factor, num_cpus)
         if dataset is None and data_ref is None:
-            raise ConfigError("the ray runner needs a dataset or a dataset reference")
+            raise ConfigError("the ray runner needs a dataset or a dataset reference", field="dataset")
+        from runners.ray_support import check_node_ip
+
+        check_node_ip(node_ip_address)
         self._asha = (asha_grace_period, asha_reduction_factor)
         self._data_ref = data_ref
         self._data_mode = data if dataset is not None else "load"
+        self._actor_timeout_s = float(actor_timeout_s)
         self.stats = RunnerStats()
         self._slots: list[_Slot] = []
         self._running: dict[Any, int] = {}  # object ref -> slot index
@@ -98,16 +133,18 @@ class RayRunner(Runner):
         import ray
 
         self._ray = ray
-        self._connect(address, num_cpus)
+        self._connect(address, node_ip_address, num_cpus, float(connect_timeout_s))
         try:
             resources = ray.cluster_resources()
             self.gpus_per_trial = self._default_gpus(gpus_per_trial, resources)
             self.capacity = self._default_workers(workers, resources)
-            self._log("start", address=address or "local", workers=self.capacity, cpus_per_trial=self.cpus_per_trial,
-                      gpus_per_trial=self.gpus_per_trial, scheduler=self.scheduler, retries=self.retries,
+            self._log("start", address=address or "local", node_ip_address=node_ip_address, workers=self.capacity,
+                      cpus_per_trial=self.cpus_per_trial, gpus_per_trial=self.gpus_per_trial,
+                      scheduler=self.scheduler, retries=self.retries,
                       resources={k: v for k, v in resources.items() if k in ("CPU", "GPU")},
+                      nodes=[{"node": n["NodeID"], "ip": n["NodeManagerAddress"]} for n in ray.nodes() if n["Alive"]],
                       startup_s=round(self.stats.startup_s, 3))
-            self._start_workers(dataset, actor_timeout_s)
+            self._start_workers(dataset)
         except BaseException:
             self.close()
             raise
@@ -118,32 +155,38 @@ class RayRunner(Runner):
         if self.scheduler not in SCHEDULERS:
             raise unknown_name("scheduler", self.scheduler, SCHEDULERS)
         if workers is not None and (not isinstance(workers, int) or workers < 1):
-            raise ConfigError(f"--workers must be an integer >= 1, got {workers!r}")
+            raise ConfigError(f"workers must be an integer >= 1, got {workers!r}", field="workers")
         if not self.cpus_per_trial > 0:
-            raise ConfigError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial!r}")
+            raise ConfigError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial!r}", field="cpus_per_trial")
         if gpus is not None and not gpus >= 0:
-            raise ConfigError(f"--gpus-per-trial must be >= 0, got {gpus!r}")
+            raise ConfigError(f"gpus_per_trial must be >= 0, got {gpus!r}", field="gpus_per_trial")
         if not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigError(f"--retries must be an integer >= 0, got {self.retries!r}")
+            raise ConfigError(f"retries must be an integer >= 0, got {self.retries!r}", field="retries")
         if data not in ("put", "load"):
             raise unknown_name("data mode", data, ("put", "load"))
         if not rf > 1:
-            raise ConfigError(f"asha_reduction_factor must be > 1, got {rf!r}")
+            raise ConfigError(f"asha_reduction_factor must be > 1, got {rf!r}", field="asha_reduction_factor")
         if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
-            raise ConfigError(f"num_cpus must be an integer >= 1, got {num_cpus!r}")
+            raise ConfigError(f"num_cpus must be an integer >= 1, got {num_cpus!r}", field="num_cpus")
 
-    def _connect(self, address: str | None, num_cpus: int | None) -> None:
+    def _connect(self, address: str | None, node_ip_address: str | None, num_cpus: int | None,
+                 timeout_s: float) -> None:
         ray = self._ray
         start = time.perf_counter()
         if ray.is_initialized():
             self._log("connect", note="using the Ray instance this process already started")
             return
+        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        if node_ip_address is not None:
+            options["_node_ip_address"] = node_ip_address
         if address:
+            self._probe(address, node_ip_address, timeout_s)
             try:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                ray.init(address=address, **options)
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise ConfigError(f"--address {address}: cannot join a Ray cluster there "
-                                  f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+                raise ConfigError(f"address {address}: cannot join a Ray cluster there "
+                                  f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+                                  field="address") from None
         else:
             from runners.ray_support import link_logs, reap_stale_sessions, temp_root
 
@@ -152,60 +195,116 @@ class RayRunner(Runner):
             if reaped:
                 self._log("reaped", pids=reaped, note="processes left by a killed driver of this run")
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING, _temp_dir=str(root))
+                     _temp_dir=str(root), **options)
             if self.run_dir is not None:
                 link_logs(self.run_dir, root)
         self._owns_connection = True
         self.stats.startup_s = time.perf_counter() - start
+
+    def _probe(self, address: str, node_ip_address: str | None, timeout_s: float) -> None:
+        """Answer a wrong address in bounded time, before ``ray.init`` retries it for minutes."""
+        from runners.ray_support import check_address
+
+        target, nodes = check_address(address, node_ip_address, timeout_s)
+        if nodes:
+            self._log("cluster", address=target, nodes=[{"node": n.node_id, "ip": n.ip, "alive": n.alive,
+                                                         "head": n.head} for n in nodes])
 
     def _default_gpus(self, gpus: float | None, resources: dict[str, float]) -> float:
         available = float(resources.get("GPU", 0))
         if gpus is None:
             return 1.0 if available >= 1 else 0.0
         if gpus > available:
-            raise ConfigError(f"--gpus-per-trial {gpus:g} but the Ray cluster has {available:g} GPUs")
+            raise ConfigError(f"gpus_per_trial {gpus:g} but the Ray cluster has {available:g} GPUs",
+                              field="gpus_per_trial")
         return float(gpus)
 
     def _default_workers(self, workers: int | None, resources: dict[str, float]) -> int:
         cpus = float(resources.get("CPU", 0))
         if self.cpus_per_trial > cpus:
-            raise ConfigError(f"--cpus-per-trial {self.cpus_per_trial:g} but the Ray cluster has {cpus:g} CPUs")
+            raise ConfigError(f"cpus_per_trial {self.cpus_per_trial:g} but the Ray cluster has {cpus:g} CPUs",
+                              field="cpus_per_trial")
         fit = math.floor(cpus / self.cpus_per_trial + 1e-9)
         if self.gpus_per_trial > 0:
             fit = min(fit, math.floor(float(resources.get("GPU", 0)) / self.gpus_per_trial + 1e-9))
         if workers is None:
             return max(1, fit)
         if workers > fit:
-            # A cluster may grow (autoscaling); here the extra workers just wait for room.
-            self._log("warning", note=f"--workers {workers} but the cluster fits {fit} trials now")
+            # A cluster may grow (autoscaling, a node joining): the extra workers start when it does.
+            self._log("warning", note=f"workers {workers} but the cluster fits {fit} trials now; the others "
+                                      "start when room appears")
         return workers
 
-    def _start_workers(self, dataset: Any, timeout_s: float) -> None:
+    def _start_workers(self, dataset: Any) -> None:
+        """Create every worker; return once the first answered and the others had a short grace.
+
+        Workers created together that fit on the cluster answer within moments of each other; one
+        that does not answer by then waits for room (see :class:`_Slot`) and joins when it starts.
+        """
         ray = self._ray
         from runners.ray_support import AshaCoordinator, TrainWorker
 
         start = time.perf_counter()
         self._worker_cls = ray.remote(TrainWorker)
         self._data_obj = ray.put(dataset) if self._data_mode == "put" else None
-        self._slots = [_Slot(actor=self._new_actor()) for _ in range(self.capacity)]
-        pids = [slot.actor.pid.remote() for slot in self._slots]
-        ready, _ = ray.wait(pids, num_returns=len(pids), timeout=timeout_s)
-        if len(ready) < len(pids):
-            raise ConfigError(f"only {len(ready)} of {len(pids)} Ray workers started within {timeout_s:.0f} s; "
-                              f"the cluster lacks the CPUs/GPUs asked per trial")
-        for slot, pid in zip(self._slots, ray.get(pids)):
-            slot.pid = pid
+        self._slots = [_Slot(actor=None) for _ in range(self.capacity)]
+        for index in range(self.capacity):
+            self._new_actor(index)
+        refs = [slot.ready_ref for slot in self._slots]
+        first, _ = ray.wait(refs, num_returns=1, timeout=self._actor_timeout_s)
+        if not first:
+            raise ConfigError(f"no Ray worker started within {self._actor_timeout_s:.0f} s: no node of the cluster "
+                              f"has the {self.cpus_per_trial:g} CPU(s) and {self.gpus_per_trial:g} GPU(s) asked per "
+                              "trial free", field="cpus_per_trial")
+        ray.wait(refs, num_returns=len(refs), timeout=START_GRACE_S)
+        self._poll_starts()
         if self.scheduler == "asha":
             grace, rf = self._asha
             self._coordinator_cls = ray.remote(num_cpus=0)(AshaCoordinator)
             self._coordinator_args = (grace, rf)
         self.stats.actors_s = time.perf_counter() - start
-        self._log("workers", pids=[s.pid for s in self._slots], actors_s=round(self.stats.actors_s, 3))
+        self._log("workers", pids=[s.pid for s in self._slots], nodes=[s.node for s in self._slots],
+                  started=sum(s.where is not None for s in self._slots), actors_s=round(self.stats.actors_s, 3))
 
-    def _new_actor(self) -> Any:
+    def _new_actor(self, index: int) -> None:
+        """Give slot ``index`` a fresh actor (the first, or after a loss) and ask where it runs."""
+        slot = self._slots[index]
         options = {"num_cpus": self.cpus_per_trial, "num_gpus": self.gpus_per_trial, "max_restarts": 0}
-        return self._worker_cls.options(**options).remote(
+        slot.actor = self._worker_cls.options(**options).remote(
             self._data_obj, self._data_ref if self._data_mode == "load" else None, self.cpus_per_trial)
+        slot.where = None
+        slot.ready_ref = slot.actor.where.remote()
+
+    def _poll_starts(self, refs: list[Any] | None = None) -> None:
+        """Mark the workers whose ``where`` answered (all ready ones, or those among ``refs``) started."""
+        ray = self._ray
+        pending = {slot.ready_ref: i for i, slot in enumerate(self._slots) if slot.ready_ref is not None}
+        if refs is None:
+            refs, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0) if pending else ([], [])
+        for ref in refs:
+            if ref in pending:
+                self._started(pending[ref], ref)
+
+    def _started(self, index: int, ref: Any) -> None:
+        ray = self._ray
+        slot = self._slots[index]
+        slot.ready_ref = None
+        try:
+            slot.where = ray.get(ref)
+        except LOSS_ERRORS as exc:
+            slot.failed_starts += 1
+            reason = _first_line(exc)
+            if slot.failed_starts >= MAX_FAILED_STARTS:
+                self._log("warning", note=f"worker {index} given up: {slot.failed_starts} actors in a row died "
+                                          f"before starting; last: {reason}")
+                return
+            self._log("warning", note=f"worker {index} died before starting ({reason}); starting another")
+            self._kill(slot.actor)
+            slot.generation += 1
+            self._new_actor(index)
+            return
+        slot.failed_starts = 0
+        self._log("worker", worker=index, generation=slot.generation, **slot.where)
 
     def _ensure_coordinator(self, job: TrainJob) -> Any:
         if self.scheduler != "asha":
@@ -226,7 +325,7 @@ class RayRunner(Runner):
         for index, slot in enumerate(self._slots):
             if not self._queue:
                 return
-            if slot.job is None:
+            if slot.job is None and slot.where is not None:
                 self._launch(index, self._queue.popleft())
 
     def _launch(self, index: int, job: TrainJob) -> None:
@@ -234,16 +333,29 @@ class RayRunner(Runner):
         slot.job = job
         ref = slot.actor.train.remote(job, self._ensure_coordinator(job))
         self._running[ref] = index
-        self._log("submit", job=job.trial, worker=index, pid=slot.pid, attempt=self.stats.retries.get(job.trial, 0))
+        self._log("submit", job=job.trial, worker=index, pid=slot.pid, node=slot.node,
+                  attempt=self.stats.retries.get(job.trial, 0))
 
     def wait(self) -> list[tuple[TrainJob, Metrics]]:
         ray = self._ray
         finished: list[tuple[TrainJob, Metrics]] = []
-        while not finished and self._running:
-            ready, _ = ray.wait(list(self._running), num_returns=1)
-            ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0) if len(
-                self._running) > 1 else (ready, [])
+        while not finished and (self._running or self._queue):
+            starting = [slot.ready_ref for slot in self._slots if slot.ready_ref is not None]
+            refs = list(self._running) + starting
+            if not refs:
+                finished += self._fail_queued("no Ray worker is left to train it (every worker failed to start)")
+                break
+            # With trials running, wait for them as long as they take; with none, a queued trial waits
+            # for a worker to start for at most the actor timeout (its node may never come back).
+            ready, _ = ray.wait(refs, num_returns=1, timeout=None if self._running else self._actor_timeout_s)
+            if not ready:
+                finished += self._fail_queued(f"no Ray worker could start within {self._actor_timeout_s:.0f} s")
+                break
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            self._poll_starts([ref for ref in ready if ref not in self._running])
             for ref in ready:
+                if ref not in self._running:
+                    continue
                 index = self._running.pop(ref)
                 slot = self._slots[index]
                 job = slot.job
@@ -255,54 +367,61 @@ class RayRunner(Runner):
             self._dispatch()
         return finished
 
+    def _fail_queued(self, reason: str) -> list[tuple[TrainJob, Metrics]]:
+        failed = [(job, Metrics(status="failed", error=reason)) for job in self._queue]
+        for job, _ in failed:
+            self._log("failed", job=job.trial, reason=reason)
+        self._queue.clear()
+        return failed
+
     def _collect(self, ref: Any, index: int, job: TrainJob) -> Metrics | None:
         """The job's metrics, or ``None`` when it was started again after its worker died."""
         ray = self._ray
-        from ray.exceptions import ObjectLostError, RayActorError, RayTaskError, WorkerCrashedError
+        from ray.exceptions import RayTaskError
 
+        from runners.ray_support import WorkerResult
+
+        slot = self._slots[index]
         try:
-            metrics = ray.get(ref)
-        except (RayActorError, WorkerCrashedError, ObjectLostError) as exc:
+            result = ray.get(ref)
+        except LOSS_ERRORS as exc:
             return self._worker_lost(index, job, exc)
         except RayTaskError as exc:  # a bug outside run_job's guard (e.g. an unpicklable job)
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             self._log("error", job=job.trial, error=f"{type(cause).__name__}: {cause}")
             return Metrics(status="failed", error=f"{type(cause).__name__}: {cause}")
-        if not isinstance(metrics, Metrics):
-            return Metrics(status="failed", error=f"worker returned {type(metrics).__name__}, not Metrics")
-        self._log("done", job=job.trial, worker=index, status=metrics.status, accuracy=metrics.accuracy,
-                  epochs=metrics.epochs, train_time_s=metrics.train_time_s, wall_time_s=metrics.wall_time_s)
+        if not isinstance(result, WorkerResult) or not isinstance(result.metrics, Metrics):
+            return Metrics(status="failed", error=f"worker returned {type(result).__name__}, not a WorkerResult")
+        metrics = result.metrics
+        self._log("done", job=job.trial, worker=index, pid=slot.pid, node=slot.node, status=metrics.status,
+                  accuracy=metrics.accuracy, epochs=metrics.epochs, train_time_s=metrics.train_time_s,
+                  wall_time_s=metrics.wall_time_s, started=round(result.started, 3), ended=round(result.ended, 3),
+                  **result.placement)
         return metrics
 
     def _worker_lost(self, index: int, job: TrainJob, exc: BaseException) -> Metrics | None:
         slot = self._slots[index]
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".strip()
+        reason = _first_line(exc)
         attempts = self.stats.retries.get(job.trial, 0)
-        lost_pid = slot.pid
-        self.stats.lost.append({"job": job.trial, "pid": lost_pid, "reason": reason})
-        self._replace_actor(index)
+        lost_pid, lost_node = slot.pid, slot.node
+        self.stats.lost.append({"job": job.trial, "pid": lost_pid, "node": lost_node, "reason": reason})
+        self._kill(slot.actor)
+        slot.generation += 1
+        self._new_actor(index)  # starts when Ray can place it; the trial goes to the first free worker
         if attempts < self.retries:
             self.stats.retries[job.trial] = attempts + 1
-            self._log("retry", job=job.trial, lost_pid=lost_pid, new_pid=slot.pid,
+            self._log("retry", job=job.trial, worker=index, lost_pid=lost_pid, lost_node=lost_node,
                       retry=attempts + 1, of=self.retries, reason=reason)
             self._queue.appendleft(job)
             return None
         self._log("failed", job=job.trial, retries=attempts, reason=reason)
         return Metrics(status="failed", error=f"worker lost {attempts + 1} times, last: {reason}")
 
-    def _replace_actor(self, index: int) -> None:
-        ray = self._ray
-        slot = self._slots[index]
+    def _kill(self, actor: Any) -> None:
         try:
-            ray.kill(slot.actor, no_restart=True)
+            self._ray.kill(actor, no_restart=True)
         except Exception:  # noqa: BLE001 - it is already gone
             pass
-        slot.actor = self._new_actor()
-        try:
-            slot.pid = ray.get(slot.actor.pid.remote(), timeout=600)
-        except Exception as exc:  # noqa: BLE001 - the job will fail on this actor and be counted again
-            slot.pid = None
-            self._log("warning", note=f"replacement worker {index} did not start: {type(exc).__name__}")
 
     # --------------------------------------------------------------------------- the rest
     def worker_pids(self) -> list[int | None]:
@@ -323,20 +442,14 @@ class RayRunner(Runner):
         if ray is None or not ray.is_initialized():
             return
         for slot in self._slots:
-            try:
-                ray.kill(slot.actor, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
+            self._kill(slot.actor)
         if self._coordinator is not None:
             try:  # keep every early-stopping decision in the run's log, where it can be checked
                 for job, epoch, accuracy, stopped in self.asha_history():
                     self._log("asha", job=job, epoch=epoch, accuracy=accuracy, stopped=stopped)
             except Exception:  # noqa: BLE001 - the coordinator is gone with its node
                 self._log("warning", note="the ASHA decisions could not be read back")
-            try:
-                ray.kill(self._coordinator, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
+            self._kill(self._coordinator)
         self._slots, self._running = [], {}
         self._log("close", retries=sum(self.stats.retries.values()))
         if self._owns_connection:
@@ -356,5 +469,19 @@ class RayRunner(Runner):
         except OSError:
             pass
 
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".strip()
+
+
+def _loss_errors() -> tuple[type[BaseException], ...]:
+    """Ray's errors that mean "the worker or its node is gone" (the trial is retried elsewhere)."""
+    from ray.exceptions import NodeDiedError, ObjectLostError, RayActorError, WorkerCrashedError
+
+    return (RayActorError, WorkerCrashedError, ObjectLostError, NodeDiedError)
+
+
+LOSS_ERRORS = _loss_errors()
 
 __all__ = ["RayRunner", "RunnerStats", "SCHEDULERS"]

@@ -1,19 +1,26 @@
 """Pieces the Ray runner puts on the cluster: the reusable training actor and the ASHA coordinator.
 
-Also the housekeeping of a local Ray instance: a short temporary folder per run (Ray's unix
-sockets live under it and a socket path may not exceed 107 bytes) and the removal of processes left
-behind by a driver that was killed, found only inside that folder so that no other Ray is touched.
+Also the checks made before joining a cluster (:func:`probe_cluster`: a bounded answer for an
+address where no Ray cluster answers, a refused token, or a node address that is no node of the
+cluster; ``ray.init`` itself would retry for minutes), and the housekeeping of a local Ray
+instance: a short temporary folder per run (Ray's unix sockets live under it and a socket path may
+not exceed 107 bytes) and the removal of processes left behind by a driver that was killed, found
+only inside that folder so that no other Ray is touched.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import signal
-from dataclasses import dataclass
+import socket
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
+from nas.errors import ConfigError
 from nas.metrics import Metrics
 from runners.base import DatasetRef, TrainJob, cached_dataset, run_job
 
@@ -34,22 +41,54 @@ class TrainWorker:
         self._data = data
         self._data_ref = data_ref
 
-    def pid(self) -> int:
-        return os.getpid()
-
-    def train(self, job: TrainJob, coordinator: Any = None) -> Metrics:
+    def where(self) -> dict[str, Any]:
+        """Where this worker lives: process id, Ray node id and address, and the GPUs Ray gave it."""
         import ray
 
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                "ip": ray.util.get_node_ip_address(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+    def train(self, job: TrainJob, coordinator: Any = None) -> "WorkerResult":
+        import ray
+
+        started = time.time()
+        where = _placement(job.device)
         if self._data is None and self._data_ref is not None:
             try:
                 self._data = cached_dataset(self._data_ref)
             except Exception as exc:  # noqa: BLE001 - a worker without the files fails this trial only
-                return Metrics(status="failed", error=f"worker could not load the data: {type(exc).__name__}: {exc}")
+                metrics = Metrics(status="failed", error=f"worker could not load the data: {type(exc).__name__}: {exc}")
+                return WorkerResult(metrics, started, time.time(), where)
         on_epoch = None
         if coordinator is not None:
             def on_epoch(epoch: int, accuracy: float) -> bool:
                 return bool(ray.get(coordinator.report.remote(job.trial, epoch, accuracy)))
-        return run_job(job, on_epoch=on_epoch, data=self._data)
+        metrics = run_job(job, on_epoch=on_epoch, data=self._data)
+        return WorkerResult(metrics, started, time.time(), where)
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """A trial's metrics with when (unix times, on the worker's clock) and where it trained.
+
+    ``placement`` holds the device the trial selected, the device it computed on and the
+    ``CUDA_VISIBLE_DEVICES`` Ray gave the worker (:func:`nas.device.placement`); the runner writes
+    it all to ``RUN/ray_runner.jsonl``, so GPU scheduling can be checked from the log.
+    """
+
+    metrics: Metrics
+    started: float
+    ended: float
+    placement: dict[str, Any] = field(default_factory=dict)
+
+
+def _placement(device: str) -> dict[str, Any]:
+    from nas.device import placement
+
+    try:
+        return placement(device)
+    except Exception as exc:  # noqa: BLE001 - a bad device fails the trial in run_job, with this reason
+        return {"device": f"unusable: {exc}", "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 @dataclass(frozen=True)
@@ -97,6 +136,158 @@ class AshaCoordinator:
     def history(self) -> list[tuple[int, int, float, bool]]:
         """Every report and its answer, for logs and tests."""
         return list(self.decisions)
+
+
+# ----------------------------------------------------------------------- joining a cluster
+@dataclass(frozen=True)
+class ClusterNode:
+    """One node of a running cluster as its GCS lists it."""
+
+    node_id: str
+    ip: str
+    alive: bool
+    head: bool
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"address {address!r}: expected HOST:PORT of a Ray head (e.g. 10.0.0.5:6379), "
+                          "auto, or ray://HOST:PORT", field="address")
+    return host.strip("[]"), int(port)
+
+
+def tcp_check(address: str, timeout_s: float, shown: str | None = None) -> None:
+    """A TCP connection to ``HOST:PORT`` within ``timeout_s``, or a :class:`ConfigError` saying why
+    not (``shown`` is the address as the user wrote it, e.g. with ``ray://``)."""
+    shown = shown or address
+    host, port = _split_address(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except socket.gaierror:
+        raise ConfigError(f"address {shown}: unknown host {host!r}", field="address") from None
+    except socket.timeout:
+        raise ConfigError(f"address {shown}: no answer within {timeout_s:g} s (is a Ray head running there, "
+                          "and reachable from this machine?)", field="address") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"address {shown}: cannot connect ({reason.lower()}); start the head there with "
+                          f"`ray start --head --port {port}`", field="address") from None
+
+
+_GCS_QUERY = """
+import json, os, sys, threading
+address, timeout_s = sys.argv[1], float(sys.argv[2])
+answer = {}
+def ask():
+    try:
+        from ray._raylet import GcsClient  # the client Ray's own CLI uses (`ray status`)
+        infos = GcsClient(address=address).get_all_node_info(timeout=max(1, int(timeout_s)))
+        answer["nodes"] = [{"node_id": i.node_id.hex(), "ip": i.node_manager_address, "alive": i.state == 0,
+                            "head": bool(i.is_head_node)} for i in infos.values()]
+    except BaseException as exc:
+        answer["error"] = type(exc).__name__ + ": " + str(exc)
+thread = threading.Thread(target=ask, daemon=True)
+thread.start()
+thread.join(timeout_s)
+print(json.dumps(answer if not thread.is_alive() else {"silent": True}), flush=True)
+os._exit(0)
+"""
+
+
+def _gcs_nodes(address: str, timeout_s: float, env: Mapping[str, str] | None = None) -> list[ClusterNode]:
+    """The cluster's nodes, as its GCS lists them, asked by a child process.
+
+    Why a child: a server that accepts connections but is no GCS would keep Ray's client retrying
+    for minutes (here it costs ``timeout_s``); Ray's client logs its failures on the process's
+    stderr (the CLI's answer must stay one line); and it reads the auth token once per process.
+    """
+    import json
+    import subprocess
+    import sys
+
+    try:
+        child = subprocess.run([sys.executable, "-c", _GCS_QUERY, address, str(timeout_s)], capture_output=True,
+                               text=True, timeout=timeout_s + 60, stdin=subprocess.DEVNULL,
+                               env=dict(env) if env is not None else None)
+        answer = json.loads(child.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
+        raise ConfigError(f"address {address}: could not ask the Ray cluster ({type(exc).__name__})",
+                          field="address") from None
+    if answer.get("silent"):
+        raise ConfigError(f"address {address}: a server answers there but no Ray cluster (no answer from a Ray "
+                          f"GCS within {timeout_s:g} s; is it the port the head was started with?)", field="address")
+    if "nodes" in answer:
+        return [ClusterNode(**node) for node in answer["nodes"]]
+    text = answer.get("error", "")
+    if "InvalidAuthToken" in text or text.startswith("AuthenticationError"):
+        raise ConfigError(f"address {address}: the cluster refused this process's token (InvalidAuthToken); set "
+                          "RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN in this environment",
+                          field="address")
+    raise ConfigError(f"address {address}: the Ray cluster did not answer ({text.splitlines()[0] if text else '?'})",
+                      field="address")
+
+
+def probe_cluster(address: str, timeout_s: float = 10.0, node_ip_address: str | None = None,
+                  env: Mapping[str, str] | None = None) -> list[ClusterNode]:
+    """Check, within about ``timeout_s`` per step, that a Ray cluster answers at ``address``
+    (``HOST:PORT`` of its head) and that ``node_ip_address`` (the address this driver attaches as)
+    is one of its live nodes; return its nodes.
+
+    Why: ``ray.init`` retries an unreachable address for ten minutes and a wrong node address for
+    one, then says only "Failed to connect". Every failure here is a :class:`ConfigError` naming the
+    argument at fault. ``env`` is the environment the cluster is asked from (default this process's;
+    it must hold the cluster's ``RAY_AUTH_TOKEN``).
+    """
+    tcp_check(address, timeout_s)
+    nodes = _gcs_nodes(address, timeout_s, env)
+    if node_ip_address is not None:
+        live = sorted({n.ip for n in nodes if n.alive})
+        if node_ip_address not in live:
+            raise ConfigError(f"node_ip_address {node_ip_address}: no live node of the Ray cluster at {address} "
+                              f"has this address (its nodes: {', '.join(live) or 'none'}); the driver must run on "
+                              "one of them and name its address", field="node_ip_address")
+    return nodes
+
+
+def check_address(address: str, node_ip_address: str | None = None,
+                  timeout_s: float = 10.0) -> tuple[str, list[ClusterNode]]:
+    """Check a runner ``address`` as the Ray runner will use it, in bounded time: ``HOST:PORT`` and
+    ``auto`` (resolved as Ray resolves it) with :func:`probe_cluster`, ``ray://HOST:PORT`` (Ray
+    Client) by a TCP connection. Returns the resolved address and the nodes (none for Ray Client).
+
+    Callers that write something before the runner starts (a run folder) call it first, so that a
+    wrong address stops them before anything is written."""
+    check_node_ip(node_ip_address)
+    if address.startswith("ray://"):  # Ray Client: a gRPC proxy on the head, not the GCS
+        tcp_check(address[len("ray://"):], timeout_s, shown=address)
+        return address, []
+    target = address
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            target = canonicalize_bootstrap_address(address)
+        except ConnectionError:
+            raise ConfigError("address auto: no Ray cluster was started on this machine (run `ray start --head`, "
+                              "or give the head's HOST:PORT)", field="address") from None
+        except Exception:  # noqa: BLE001 - Ray's own lookup changed: let ray.init find it
+            return address, []
+        if not target:
+            return address, []
+    return target, probe_cluster(target, timeout_s, node_ip_address)
+
+
+def check_node_ip(node_ip_address: str | None) -> None:
+    """A node address must be an IP address (Ray compares it with the nodes' addresses as text)."""
+    if node_ip_address is None:
+        return
+    try:
+        ipaddress.ip_address(node_ip_address)
+    except ValueError:
+        raise ConfigError(f"node_ip_address {node_ip_address!r}: expected an IP address such as 10.0.0.5 "
+                          "(the address of this machine's Ray node)", field="node_ip_address") from None
 
 
 # -------------------------------------------------------------------------- local Ray
@@ -184,4 +375,5 @@ def reap_stale_sessions(root: Path) -> list[int]:
     return killed
 
 
-__all__ = ["TrainWorker", "AshaCoordinator", "temp_root", "link_logs", "stale_sessions", "reap_stale_sessions"]
+__all__ = ["TrainWorker", "WorkerResult", "AshaCoordinator", "ClusterNode", "probe_cluster", "check_address",
+           "check_node_ip", "tcp_check", "temp_root", "link_logs", "stale_sessions", "reap_stale_sessions"]

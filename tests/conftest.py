@@ -122,3 +122,25 @@ def one_thread_module():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the whole session (tests/postgres.py): started from the machine's server
+    binaries on 127.0.0.5 and a free port, stopped at the end. Skips only where the binaries are absent."""
+    from postgres import find_pg_bindir, missing_reason, start_postgres
+
+    if find_pg_bindir() is None:
+        pytest.skip(missing_reason())
+    with start_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh, empty database on :func:`postgres_server` for this test, as a SQLAlchemy URL
+    (``postgresql+psycopg://nas:<password>@127.0.0.5:<port>/<test name>``)."""
+    import re
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
+    return postgres_server.create_database(name)

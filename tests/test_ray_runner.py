@@ -28,6 +28,8 @@ from nas.store import COLUMNS, open_run  # noqa: E402
 from runners.ray_cluster import EVENT_LOG  # noqa: E402
 from runners.ray_support import temp_root  # noqa: E402
 
+from cluster import kill_session, session_pids  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 FAST = dict(epochs=1, proxy_width=0.25, proxy_depth=0.25, proxy_resolution=16)
 FAST_FLAGS = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
@@ -39,29 +41,6 @@ def events(out: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def session_pids(sid: int) -> list[int]:
-    """Live (not zombie) processes of session ``sid``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if os.getsid(int(entry.name)) == sid and state != "Z":
-                    pids.append(int(entry.name))
-            except (OSError, IndexError):
-                pass
-    return pids
-
-
-def kill_session(sid: int) -> None:
-    """Kill every process of a session this test started (the CLI and its local Ray)."""
-    for pid in session_pids(sid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 RUN_DIRS: list[Path] = []
@@ -155,7 +134,9 @@ def test_worker_killed_mid_trial_is_retried(tmp_path):
     retry = [e for e in log if e["event"] == "retry"]
     assert len(retry) == 1 and retry[0]["job"] == 1 and retry[0]["lost_pid"] == killed["pid"]
     assert retry[0]["retry"] == 1 and "Actor" in retry[0]["reason"]
-    assert retry[0]["new_pid"] != killed["pid"]
+    replacement = [e for e in log if e["event"] == "worker" and e["worker"] == retry[0]["worker"]
+                   and e["generation"] == 1]
+    assert len(replacement) == 1 and replacement[0]["pid"] != killed["pid"]
     resubmitted = [e for e in log if e["event"] == "submit" and e["job"] == 1]
     assert [e["attempt"] for e in resubmitted] == [0, 1]
     assert [e["status"] for e in log if e["event"] == "done" and e["job"] == 1] == ["ok"]
@@ -221,10 +202,13 @@ def test_bad_runner_options_are_one_line_errors(tmp_path):
     from runners.base import DatasetRef
 
     for options, message in [({"scheduler": "hyperband"}, "unknown scheduler 'hyperband'"),
-                             ({"workers": 0}, "--workers"), ({"retries": -1}, "--retries"),
-                             ({"cpus_per_trial": 0}, "--cpus-per-trial")]:
-        with pytest.raises(ConfigError, match=message):
+                             ({"workers": 0}, "workers must be an integer >= 1"),
+                             ({"retries": -1}, "retries must be an integer >= 0"),
+                             ({"cpus_per_trial": 0}, "cpus_per_trial must be > 0"),
+                             ({"node_ip_address": "head"}, "node_ip_address 'head': expected an IP address")]:
+        with pytest.raises(ConfigError, match=message) as error:
             make_runner("ray", dataset=None, data_ref=DatasetRef(), run_dir=tmp_path, **options)
+        assert error.value.field == (None if "scheduler" in options else next(iter(options)))
     assert not (tmp_path / EVENT_LOG).exists()  # refused before Ray started
 
 

@@ -127,7 +127,7 @@ def test_bad_arguments_raise_config_errors(digits):
         TrainBudget(optimizer="adam")
     with pytest.raises(ConfigError, match="evaluate_on"):
         train_candidate(proxy(), digits, TrainBudget(steps=1), "cpu", evaluate_on="train")
-    with pytest.raises(ConfigError, match="--device 'tpu'"):
+    with pytest.raises(ConfigError, match="device 'tpu'"):
         train_candidate(proxy(), digits, TrainBudget(steps=1), "tpu")
     assert TrainBudget.from_dict(TrainBudget(lr=0.1).to_dict()) == TrainBudget(lr=0.1)
 

@@ -119,7 +119,7 @@ def run_grid(args: argparse.Namespace) -> int:
             w=args.w, v=args.v, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
             batch_size=args.batch_size, proxy_width=args.proxy_width, proxy_depth=args.proxy_depth,
             proxy_resolution=args.proxy_resolution, runner=args.runner, runner_options=runner_options(args),
-            device=args.device, seed=args.seed)
+            device=args.device, seed=args.seed, data_cache=args.data_cache, rebuild_cache=bool(args.rebuild_cache))
     if args.dry_run:
         return _dry_run(console, config, base)
     out = Path(args.out) if args.out else Path("runs") / ("scale-" + datetime.now().strftime("%Y%m%d-%H%M%S"))

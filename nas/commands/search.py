@@ -84,8 +84,10 @@ def add_run_flags(p: Any) -> None:
     """Runner, device, storage, output folder, seed and resume flags, shared with ``nas scale grid``."""
     g = p.add_argument_group("where it runs and where it is stored")
     g.add_argument("--runner", default="local", help="local (in-process) or ray")
-    g.add_argument("--address", default=None, help="ray: cluster address (auto or ray://HOST:PORT); "
-                                                   "default starts a local Ray")
+    g.add_argument("--address", default=None, help="ray: cluster address (HOST:PORT of the head, auto or "
+                                                   "ray://HOST:PORT); default starts a local Ray")
+    g.add_argument("--node-ip-address", default=None,
+                   help="ray: this machine's Ray node address the driver attaches to (multi-homed hosts)")
     g.add_argument("--workers", type=int, default=None, help="ray: concurrent trials (default: what fits)")
     g.add_argument("--gpus-per-trial", type=float, default=None,
                    help="ray: GPUs per trial (default 1 when the cluster has GPUs, else 0)")
@@ -93,6 +95,11 @@ def add_run_flags(p: Any) -> None:
     g.add_argument("--retries", type=int, default=None, help="ray: retries of a trial whose worker died (default 2)")
     g.add_argument("--scheduler", default=None, help="ray: fifo or asha (early stopping on minival accuracy)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
+    g.add_argument("--data-cache", default=None, metavar="DIR",
+                   help="decode the dataset once into memory-mapped files in DIR at the proxy resolution and "
+                        "train from them (data larger than memory; shared by the workers of a node)")
+    g.add_argument("--rebuild-cache", action="store_true", default=None,
+                   help="rebuild the --data-cache files when they hold another dataset, resolution or source")
     g.add_argument("--storage", default=None, help="SQLAlchemy URL of the study (default sqlite:///RUN/study.db)")
     g.add_argument("--out", default=None, help="run folder (default runs/<timestamp>)")
     g.add_argument("--seed", type=int, default=0, help="seed of the controller, the data split and training")
@@ -117,7 +124,7 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def runner_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("address", "workers", "gpus_per_trial", "cpus_per_trial", "retries", "scheduler")
+    names = ("address", "node_ip_address", "workers", "gpus_per_trial", "cpus_per_trial", "retries", "scheduler")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
@@ -134,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     if args.runner != "ray" and runner_options(args):
         raise ConfigError(f"--{next(iter(runner_options(args))).replace('_', '-')} applies to --runner ray only")
-    given = {name: getattr(args, name) for name in ("trials", *RERANK_FLAGS) if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in ("trials", *RERANK_FLAGS, "rebuild_cache")
+             if getattr(args, name) is not None}
     if args.resume:
         config = SearchConfig()  # the stored configuration is used; only ``given`` may change it
     else:
@@ -146,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
             proxy_depth=args.proxy_depth, proxy_resolution=args.proxy_resolution,
             target_resolution=args.target_resolution, runner=args.runner, runner_options=runner_options(args),
             device=args.device, seed=args.seed, controller_options=_parse_options(args.controller_option),
-            latency_table=args.latency_table, **given)
+            latency_table=args.latency_table, data_cache=args.data_cache, **given)
     console = make_console()
     progress = SearchProgress(console, enabled=not args.quiet)
     search = Search(config, out, storage=args.storage, resume=args.resume, on_trial=progress.update,

@@ -39,10 +39,24 @@ class DatasetSource:
     crop_fraction: float = 0.125
 
     def read(self, data_dir: Path | None, split: str, **options) -> tuple:
+        return self._module().read(self.name, data_dir, split, **options)
+
+    def stream(self, data_dir: Path | None, split: str, chunk: int, **options) -> tuple:
+        """One split as ``(count, channels, num_classes, classes, chunks)``, chunks being
+        ``(uint8 images, int64 labels)`` numpy pairs: decoded a chunk at a time where the reader can
+        (``imagefolder``), else read whole and cut up (the other sources are small)."""
+        from nas.data.cache import chunked
+
+        module = self._module()
+        if hasattr(module, "stream"):
+            return module.stream(self.name, data_dir, split, chunk=chunk, **options)
+        x, y, num_classes, classes = module.read(self.name, data_dir, split, **options)
+        return len(y), int(x.shape[1]), num_classes, classes, chunked(x, y, chunk)
+
+    def _module(self):
         import importlib
 
-        module = importlib.import_module(f"nas.data.{self.reader}")
-        return module.read(self.name, data_dir, split, **options)
+        return importlib.import_module(f"nas.data.{self.reader}")
 
 
 DATASETS: dict[str, DatasetSource] = {
@@ -75,14 +89,21 @@ def _read_test(source_name: str, data_dir: str | None, in_chans: int, options: t
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0,
-                 minival_fraction: float | None = None, image_size: int | None = None) -> Dataset:
+                 minival_fraction: float | None = None, image_size: int | None = None,
+                 cache_dir: str | Path | None = None, resolution: int | None = None,
+                 rebuild_cache: bool = False) -> Dataset:
     """Read a dataset's training split and hold out a seeded, stratified minival split from it.
 
     ``minival_fraction`` defaults to the dataset's (0.2 for the small digits set, 0.1 otherwise).
-    ``image_size`` applies to ``imagefolder`` only (the square size images are resized to once).
+    ``image_size`` applies to ``imagefolder`` only (the square size images are decoded at).
+
+    With ``cache_dir`` the images are not held in memory: the splits are decoded once into
+    memory-mapped files at ``resolution`` px in that folder (built when missing; rebuilt when they
+    hold another dataset, resolution or source only with ``rebuild_cache``) and the result is a
+    :class:`~nas.data.mapped.MappedDataset` with the same rows, split and statistics.
     """
     if name not in DATASETS:
-        raise unknown_name("dataset", name, list(DATASETS), error=DataError)
+        raise unknown_name("dataset", name, list(DATASETS), error=DataError, field="dataset")
     source = DATASETS[name]
     if source.needs_dir and data_dir is None:
         raise DataError(f"dataset {name!r} needs --data-dir (the folder holding its files)")
@@ -99,6 +120,13 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0
     path = Path(data_dir).expanduser() if data_dir is not None else None
     if path is not None and not path.exists():
         raise DataError(f"{path}: data folder not found")
+    if cache_dir is not None:
+        from nas.data.mapped import open_cached_dataset
+
+        if resolution is None:
+            raise DataError("resolution is needed with a data cache (the images are stored at it)", field="resolution")
+        return open_cached_dataset(name, path, cache_dir, resolution, seed=seed, minival_fraction=minival_fraction,
+                                   image_size=image_size, rebuild_cache=rebuild_cache)
     x, y, num_classes, classes = source.read(path, "train", **options)
     if len(y) < 2:
         raise DataError(f"{path}: only {len(y)} training image(s); need at least 2 for a minival split")

@@ -104,9 +104,15 @@ def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...]
         part = x[start:start + chunk].to(torch.float64).div_(255.0)
         total += part.sum(dim=(0, 2, 3))
         total_sq += part.pow(2).sum(dim=(0, 2, 3))
-    n = x.shape[0] * x.shape[2] * x.shape[3]
-    mean = total / n
-    std = (total_sq / n - mean.pow(2)).clamp_min(1e-12).sqrt()
+    return stats_from_sums(total, total_sq, x.shape[0] * x.shape[2] * x.shape[3])
+
+
+def stats_from_sums(total: torch.Tensor, total_sq: torch.Tensor,
+                    count: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std from the float64 sums of values and of squared values (on the [0, 1]
+    scale) over ``count`` pixels per channel; std is kept >= 1e-3 so normalization never divides by ~0."""
+    mean = total / count
+    std = (total_sq / count - mean.pow(2)).clamp_min(1e-12).sqrt()
     return tuple(float(v) for v in mean), tuple(max(float(v), 1e-3) for v in std)
 
 
@@ -132,4 +138,4 @@ def split_minival(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(minival_idx))
 
 
-__all__ = ["Dataset", "channel_stats", "check_images", "split_minival"]
+__all__ = ["Dataset", "channel_stats", "check_images", "split_minival", "stats_from_sums"]
