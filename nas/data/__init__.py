@@ -103,7 +103,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0
     :class:`~nas.data.mapped.MappedDataset` with the same rows, split and statistics.
     """
     if name not in DATASETS:
-        raise unknown_name("dataset", name, list(DATASETS), error=DataError, field="dataset")
+        raise unknown_name("dataset", name, list(DATASETS), error=DataError)
     source = DATASETS[name]
     if source.needs_dir and data_dir is None:
         raise DataError(f"dataset {name!r} needs --data-dir (the folder holding its files)")
