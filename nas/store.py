@@ -23,6 +23,7 @@ The run folder holds ``run.json`` (the configuration, the storage URL and study 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import math
 import os
 import time
@@ -109,6 +110,31 @@ def default_storage_url(run_dir: Path) -> str:
     return f"sqlite:///{(Path(run_dir) / 'study.db').resolve()}"
 
 
+def without_password(url: str) -> str:
+    """The URL as stored and shown: no password (libpq then reads PGPASSWORD or ~/.pgpass)."""
+    try:
+        from sqlalchemy.engine import URL, make_url
+
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy understands: shown as given
+        return url
+    if parsed.password is None:
+        return url
+    bare = URL.create(parsed.drivername, username=parsed.username, host=parsed.host, port=parsed.port,
+                      database=parsed.database, query=parsed.query)
+    return bare.render_as_string(hide_password=False)
+
+
+def shown(url: str) -> str:
+    """The URL for messages: its password as ***."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return url
+
+
 def _first_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:300] if text else type(exc).__name__
@@ -141,10 +167,14 @@ def _open_storage(url: str):
     except ModuleNotFoundError as exc:  # the URL names a database whose driver is not installed
         hint = " (pip install 'psycopg[binary]', or pip install -e '.[postgresql]')" if "psycopg" in str(exc) \
             else ""
-        raise StorageError(f"cannot open storage {url!r}: its driver is not installed: {exc}{hint}",
+        raise StorageError(f"cannot open storage {shown(url)!r}: its driver is not installed: {exc}{hint}",
                            field="storage") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
-        raise StorageError(f"cannot open storage {url!r}: {_first_line(exc)}", field="storage") from None
+        reason = _first_line(exc)
+        if "password" in reason and without_password(url) == url and not url.startswith("sqlite"):
+            reason += ("; run folders never store passwords: give the storage URL with its password again, "
+                       "or set PGPASSWORD (or ~/.pgpass)")
+        raise StorageError(f"cannot open storage {shown(url)!r}: {reason}", field="storage") from None
 
 
 def _check_writable(run_dir: Path) -> None:
@@ -214,14 +244,14 @@ class RunStore:
         backend = _open_storage(url)
         if study_name is None:
             study_name = f"{STUDY_NAME}:{run_dir.resolve().name}" if storage else STUDY_NAME
-        full = {"kind": kind, **dict(config), "storage": url, "study_name": study_name,
+        full = {"kind": kind, **dict(config), "storage": without_password(url), "study_name": study_name,
                 "owner": uuid.uuid4().hex[:12], "metrics": [list(m) for m in metrics]}
         names, directions = [m[0] for m in metrics], [m[1] for m in metrics]
         try:
             study = optuna.create_study(storage=backend, study_name=study_name, directions=directions,
                                         load_if_exists=True)
         except Exception as exc:  # noqa: BLE001
-            raise StorageError(f"cannot create a study in {url!r}: {_first_line(exc)}", field="storage") from None
+            raise StorageError(f"cannot create a study in {shown(url)!r}: {_first_line(exc)}", field="storage") from None
         shared = study.user_attrs.get("config")
         if shared is None:
             study.set_user_attr("config", _plain(full))
@@ -231,7 +261,7 @@ class RunStore:
         else:
             difference = config_difference(shared, full)
             if difference is not None:
-                raise StorageError(f"storage {url!r} already has a study named {study_name!r} for another "
+                raise StorageError(f"storage {shown(url)!r} already has a study named {study_name!r} for another "
                                    f"search ({difference}); choose another study name", field="study_name")
             full["trials"] = shared.get("trials", full.get("trials"))
         atomic_write_json(run_dir / RUN_FILE, full)
@@ -257,9 +287,9 @@ class RunStore:
         try:
             study = optuna.load_study(study_name=config.get("study_name", STUDY_NAME), storage=backend)
         except KeyError:
-            raise StorageError(f"{run_dir}: storage {url!r} holds no study {config.get('study_name')!r}") from None
+            raise StorageError(f"{run_dir}: storage {shown(url)!r} holds no study {config.get('study_name')!r}") from None
         except Exception as exc:  # noqa: BLE001
-            raise StorageError(f"{run_dir}: cannot load the study from {url!r}: {_first_line(exc)}") from None
+            raise StorageError(f"{run_dir}: cannot load the study from {shown(url)!r}: {_first_line(exc)}") from None
         return cls(run_dir, url, study, config)
 
     @property
@@ -281,7 +311,7 @@ class RunStore:
         distributions = {d.name: CategoricalDistribution(list(d.options)) for d in decisions}
         attrs = {"stage": stage, "train_key": train_key, "key": spec.key(), "arch": arch, "spec": spec.to_dict(),
                  "indices": [int(i) for i in indices], "owner": self.owner}
-        template = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, datetime_start=None,
+        template = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
                                datetime_complete=None, params=dict(choices), distributions=distributions,
                                user_attrs=attrs, system_attrs={}, intermediate_values={}, trial_id=-1)
         try:
@@ -289,7 +319,7 @@ class RunStore:
             storage.record_heartbeat(trial_id)
             return storage.get_trial_number_from_id(trial_id)
         except Exception as exc:  # noqa: BLE001
-            raise StorageError(f"storage {self.storage_url!r}: cannot add a trial: {_first_line(exc)}") from None
+            raise StorageError(f"storage {shown(self.storage_url)!r}: cannot add a trial: {_first_line(exc)}") from None
 
     def complete(self, number: int, record: TrialRecord) -> TrialRecord:
         """Finish a reserved trial with its metrics; returns the record with its number."""

@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Every process the suite starts (CLI subprocesses, several searches at once) runs torch on one
+# thread: on a 2-core machine, processes whose two OpenMP threads compete make tiny training steps up
+# to 100x slower (a two-process shared-study test: 118 s with two threads each, 18 s with one).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 

@@ -1,6 +1,6 @@
 """Several `nas search` processes on one study (``--storage URL --study NAME``), each with its own --out.
 
-Runs on a real SQLite file here; tests/test_postgres.py runs the same scenario on a real PostgreSQL.
+Runs on a real SQLite file and on a real PostgreSQL server (tests/postgres.py).
 Both processes use the same seed, so they propose the same networks in the same order: one trains,
 the other must wait for it and reuse its result.
 """
@@ -22,7 +22,7 @@ from nas.store import open_run
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
 # Short heartbeats so that a killed process's reservation goes stale within seconds.
-ENV = {**os.environ, "SCALENAS_HEARTBEAT_S": "1", "SCALENAS_GRACE_S": "5"}
+ENV = {**os.environ, "SCALENAS_HEARTBEAT_S": "1", "SCALENAS_GRACE_S": "5", "OMP_NUM_THREADS": "1"}
 
 
 def search_args(storage: str, out: Path, trials: int = 4) -> list[str]:
@@ -55,7 +55,7 @@ def check_shared_study(storage: str, runs: list[Path], trials: int = 4) -> None:
     keys_trained = [t.user_attrs["train_key"] for t in done if t.user_attrs.get("reused_from") is None]
     assert len(keys_trained) == len(set(keys_trained)), "a network was trained twice"
     for run in runs:  # each process's folder reads the whole shared study
-        assert len(open_run(run).records()) == trials
+        assert len(open_run(run, storage).records()) == trials
 
 
 def run_two_processes(storage: str, tmp_path: Path) -> None:
@@ -97,6 +97,14 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
 
 def test_killing_one_process_leaves_the_other_and_resume_completes(tmp_path):
     run_with_a_kill(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
+
+
+def test_two_processes_share_one_postgresql_study(postgres_url, tmp_path):
+    run_two_processes(postgres_url, tmp_path)
+
+
+def test_killing_one_postgresql_process_leaves_the_other_and_resume_completes(postgres_url, tmp_path):
+    run_with_a_kill(postgres_url, tmp_path)
 
 
 def test_joining_a_study_of_another_search_is_refused(tmp_path, capsys):
