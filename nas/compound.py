@@ -87,11 +87,11 @@ PAPER = Coefficients(*PAPER_COEFFICIENTS)
 def check_phi(phi: float, integer: bool = False, name: str = "phi") -> float:
     """phi must be >= 0 (and a whole number where it counts models B1..BN)."""
     if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not math.isfinite(phi):
-        raise ConfigError(f"{name} must be a number >= 0, got {phi!r}")
+        raise ConfigError(f"{name} must be a number >= 0, got {phi!r}", field=name)
     if phi < 0:
-        raise ConfigError(f"{name} must be >= 0, got {phi:g}")
+        raise ConfigError(f"{name} must be >= 0, got {phi:g}", field=name)
     if integer and float(phi) != int(phi):
-        raise ConfigError(f"{name} must be a whole number (it counts the models B1..BN), got {phi:g}")
+        raise ConfigError(f"{name} must be a whole number (it counts the models B1..BN), got {phi:g}", field=name)
     return int(phi) if integer else float(phi)
 
 
@@ -142,12 +142,13 @@ def proxy_for_point(base: ArchSpec, coefficients: Coefficients, phi: float, prox
 def grid_values(step: float, high: float, low: float = 1.0) -> tuple[float, ...]:
     """low, low + step, ... up to ``high`` inclusive, rounded to kill float drift (1.1, not 1.1000000000000001)."""
     if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) or step <= 0:
-        raise ConfigError(f"--step must be a number > 0, got {step!r}")
+        raise ConfigError(f"step must be a number > 0, got {step!r}", field="step")
     if isinstance(high, bool) or not isinstance(high, (int, float)) or not math.isfinite(high) or high < low:
-        raise ConfigError(f"--max must be a number >= {low:g}, got {high!r}")
+        raise ConfigError(f"max must be a number >= {low:g}, got {high!r}", field="max")
     n = int(math.floor((high - low) / step + 1e-9)) + 1
     if n > 200:
-        raise ConfigError(f"--step {step:g} up to --max {high:g} gives {n} values per coefficient; use a coarser step")
+        raise ConfigError(f"step {step:g} up to max {high:g} gives {n} values per coefficient; use a coarser step",
+                          field="step")
     return tuple(round(low + i * step, 10) for i in range(n))
 
 
@@ -208,11 +209,11 @@ def enumerate_grid(base: ArchSpec, phi: float = 1.0, step: float = 0.05, high: f
     The reference (1.2, 1.1, 1.15) comes first, then the kept points in (alpha, beta, gamma) order.
     Raises :class:`ConfigError` when no point satisfies the constraint.
     """
-    phi = check_phi(phi, name="--phi")
+    phi = check_phi(phi)
     if phi == 0:
-        raise ConfigError("--phi must be > 0 for a grid (at phi 0 every point is the base itself)")
+        raise ConfigError("phi must be > 0 for a grid (at phi 0 every point is the base itself)", field="phi")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
-        raise ConfigError(f"--tol must be a number >= 0, got {tol!r}")
+        raise ConfigError(f"tol must be a number >= 0, got {tol!r}", field="tol")
     if constraint not in CONSTRAINTS:
         raise ConfigError(f"unknown constraint {constraint!r}; valid: {', '.join(CONSTRAINTS)}")
     values = grid_values(step, high)
@@ -248,10 +249,10 @@ def enumerate_grid(base: ArchSpec, phi: float = 1.0, step: float = 0.05, high: f
                     misses.append((abs(p.actual / target - 1), p.label))
     if not kept:
         miss, label = min(misses)
-        raise ConfigError(f"--tol {tol:g} leaves the grid empty: no point of --step {step:g} up to --max {high:g} "
+        raise ConfigError(f"tol {tol:g} leaves the grid empty: no point of step {step:g} up to max {high:g} "
                           f"has a {'formula' if constraint == 'formula' else 'counted'} cost ratio within {tol * 100:g}% of "
                           f"2^{phi:g} = {target:g}; the closest, "
-                          f"{label}, is {miss:.1%} off")
+                          f"{label}, is {miss:.1%} off", field="tol")
     reference = next((p for p in kept if p.reference), None)
     if reference is None:
         reference = point(PAPER, True)
@@ -299,7 +300,7 @@ class ScaledModel:
 
 def apply_coefficients(base: ArchSpec, coefficients: Coefficients, phi_max: int) -> list[ScaledModel]:
     """phi = 0..phi_max of the base under fixed coefficients; phi 0 is the base itself."""
-    phi_max = check_phi(phi_max, integer=True, name="--phi")
+    phi_max = check_phi(phi_max, integer=True)
     out = []
     for phi in range(phi_max + 1):
         spec = scale_compound(base, coefficients, phi)
@@ -321,10 +322,10 @@ def apply_official(base: ArchSpec, phi_max: int) -> list[ScaledModel]:
     published resolutions and another base gets the same factors (rounded as
     :func:`scaled_resolution`). The dropout is the published one: it belongs to the table.
     """
-    phi_max = check_phi(phi_max, integer=True, name="--phi")
+    phi_max = check_phi(phi_max, integer=True)
     last = len(EFFICIENTNET_PARAMS) - 1
     if phi_max > last:
-        raise ConfigError(f"--official has B1..B{last}; --phi must be at most {last}, got {phi_max}")
+        raise ConfigError(f"the official table has B1..B{last}; phi must be at most {last}, got {phi_max}", field="phi")
     out = []
     for phi in range(phi_max + 1):
         width, depth, resolution, dropout = official_row(phi)

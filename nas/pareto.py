@@ -66,11 +66,11 @@ class Objectives:
 
     def __post_init__(self) -> None:
         if not self.items:
-            raise ConfigError("--objectives: give at least one NAME:max or NAME:min")
+            raise ConfigError("objectives: give at least one NAME:max or NAME:min", field="objectives")
         names = [o.name for o in self.items]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ConfigError(f"--objectives: {', '.join(dupes)} given twice")
+            raise ConfigError(f"objectives: {', '.join(dupes)} given twice", field="objectives")
 
     @classmethod
     def parse(cls, text: str | Sequence[str] | "Objectives") -> "Objectives":
@@ -85,11 +85,12 @@ class Objectives:
             name, sep, direction = part.partition(":")
             name, direction = name.strip(), direction.strip().lower()
             if not name:
-                raise ConfigError(f"--objectives: {part!r} has no column name (expected NAME:max or NAME:min)")
+                raise ConfigError(f"objectives: {part!r} has no column name (expected NAME:max or NAME:min)",
+                                  field="objectives")
             if not sep:
                 direction = "max" if name in ("accuracy", "reward") else "min"
             if direction not in DIRECTIONS:
-                raise ConfigError(f"--objectives: {part!r}: direction must be max or min")
+                raise ConfigError(f"objectives: {part!r}: direction must be max or min", field="objectives")
             items.append(Objective(name, direction))
         return cls(tuple(items))
 

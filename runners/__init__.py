@@ -20,8 +20,8 @@ def _ray(**options: Any) -> Runner:
     try:
         import ray  # noqa: F401 - imported lazily: a local search never pays for it
     except ImportError as exc:
-        raise ConfigError(f"--runner ray: Ray does not import here ({exc}); install it with "
-                          "`pip install 'ray[tune]'` (bash scripts/setup.sh installs it)") from None
+        raise ConfigError(f"runner ray: Ray does not import here ({exc}); install it with "
+                          "`pip install 'ray[tune]'` (bash scripts/setup.sh installs it)", field="runner") from None
     from runners.ray_cluster import RayRunner
 
     return RayRunner(**options)

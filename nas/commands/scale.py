@@ -261,7 +261,7 @@ def run_apply(args: argparse.Namespace) -> int:
     from nas.errors import ConfigError
     from nas.fileio import atomic_write_json
 
-    check_phi(args.phi, integer=True, name="--phi")
+    check_phi(args.phi, integer=True)
     base, coefficients, source = resolve_apply(args)
     models = apply_official(base, args.phi) if coefficients is None else \
         apply_coefficients(base, coefficients, args.phi)
