@@ -29,7 +29,6 @@ the reference (1.2, 1.1, 1.15) is trained and ranked beside them for comparison.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -106,27 +107,32 @@ def train_steps():
     return _train_steps
 
 
-@pytest.fixture
-def one_thread():
-    """Run torch on one thread for the test: on a small shared machine, two OpenMP threads that
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run torch on ``n`` threads inside the block: on a small shared machine, two OpenMP threads that
     compete with other processes can make each step 100x slower (measured: 13 ms vs 1.3 s)."""
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test."""
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
 def one_thread_module():
     """:func:`one_thread` for a whole test module (its module-scoped fixtures train too)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,14 +11,13 @@ import pytest
 from nas.cli import main
 from nas.ranking import choose_b0
 from nas.store import open_run
+from cli_processes import kill_when, nas_cli, trials_stored
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "2", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
 
 
-def _nas(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=600)
+_nas = nas_cli
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +26,7 @@ def killed_during_rerank(tmp_path_factory):
     out = tmp_path_factory.mktemp("rerank") / "run"
     args = ["search", "--out", str(out), "--trials", "5", "--controller", "random", "--rerank", "3",
             "--rerank-epochs", "3", "--quiet", *FAST]
-    proc = subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 400
-    try:
-        while time.time() < deadline:
-            csv = out / "trials.csv"
-            if csv.exists():
-                frame = pd.read_csv(csv)
-                if (frame["stage"] == "rerank").sum() >= 1:
-                    break
-            if proc.poll() is not None:
-                pytest.fail("the search ended before the kill")
-            time.sleep(0.1)
-        else:
-            pytest.fail("the re-rank stage never stored a trial")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_when(args, trials_stored(out, 1, stage="rerank"), "the first re-rank trial")
     before = open_run(out).dataframe()
     resumed = _nas(*args, "--resume")
     return out, before, resumed

@@ -4,10 +4,6 @@ study, a SIGKILL and a resume, the bN.json files and the one-line errors."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +15,7 @@ from nas.compound import PAPER, apply_coefficients
 from nas.counting import count
 from nas.presets import preset
 from nas.store import open_run
+from cli_processes import kill_when, nas_cli, trials_stored
 
 REPO = Path(__file__).resolve().parents[1]
 # A 6-point grid (5 kept + the reference) whose proxies merge into 3 distinct networks to train.
@@ -26,9 +23,7 @@ GRID = ["--base", "efficientnet-b0", "--step", "0.1", "--max", "1.2", "--tol", "
 FAST = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "12"]
 
 
-def _nas(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=600)
+_nas = nas_cli
 
 
 @pytest.fixture(scope="module")
@@ -36,22 +31,7 @@ def killed_and_resumed(tmp_path_factory):
     """A grid run killed (SIGKILL) after its first stored point, then resumed to the end."""
     out = tmp_path_factory.mktemp("scale") / "grid"
     args = ["scale", "grid", *GRID, *FAST, "--out", str(out), "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline:
-            csv = out / "trials.csv"
-            if csv.exists() and len(pd.read_csv(csv)) >= 1:
-                break
-            if proc.poll() is not None:
-                pytest.fail("the grid run ended before the kill")
-            time.sleep(0.1)
-        else:
-            pytest.fail("the grid run never stored a point")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_when(args, trials_stored(out, 1), "the first stored point")
     before = open_run(out).dataframe()
     resumed = _nas(*args, "--resume")
     again = _nas(*args, "--resume")

@@ -5,10 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +15,7 @@ from nas.cli import main
 from nas.controllers.base import Controller, Proposal
 from nas.search import Search, SearchConfig, run_search
 from nas.store import COLUMNS, open_run
+from cli_processes import kill_when, nas_cli, trials_stored
 
 FAST = dict(epochs=1, proxy_width=0.25, proxy_depth=0.25, proxy_resolution=16)
 FAST_FLAGS = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
@@ -112,28 +109,13 @@ def test_a_repeated_network_is_trained_once(tmp_path):
     assert frame.accuracy.nunique() == 1
 
 
-def _nas(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=600, **kwargs)
+_nas = nas_cli
 
 
 def test_kill_and_resume_loses_and_retrains_nothing(tmp_path):
     out = tmp_path / "killed"
     args = ["search", "--out", str(out), "--trials", "6", "--controller", "rl", "--quiet", *FAST_FLAGS]
-    proc = subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline:
-            csv = out / "trials.csv"
-            if csv.exists() and len(pd.read_csv(csv)) >= 2:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the search never finished two trials")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_when(args, trials_stored(out, 2), "two finished trials")
     before = open_run(out).dataframe()
     assert 2 <= len(before) < 6
     resumed = _nas(*args, "--resume")

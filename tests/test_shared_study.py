@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
 
 from nas.store import open_run
 
