@@ -234,3 +234,14 @@ def test_a_device_that_does_not_exist_is_refused_before_anything_is_written(tmp_
     err = capsys.readouterr().err
     assert err.startswith("error: --device cuda:7") and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_a_budget_too_small_to_learn_is_called_out(tmp_path, capsys):
+    out = tmp_path / "tiny"
+    assert main(["search", "--out", str(out), "--trials", "2", "--controller", "random", "--epochs", "0.15",
+                 "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    frame = pd.read_csv(out / "trials.csv")
+    assert frame.at_chance.astype(bool).all()  # one step of training: nothing learned
+    assert "at chance level" in text and "raise --epochs" in text
+    assert "chance" in text.split("Top candidates")[1]  # marked in the leaderboard too
