@@ -140,6 +140,14 @@ def _first_line(exc: BaseException) -> str:
     return text[:300] if text else type(exc).__name__
 
 
+_SCHEMA_RACE = ("already exists", "UNIQUE constraint failed", "duplicate key value")
+
+
+def _lost_schema_race(exc: BaseException) -> bool:
+    """Whether opening failed because another process created the same new schema at the same moment."""
+    return any(marker in str(exc) for marker in _SCHEMA_RACE)
+
+
 def _open_storage(url: str):
     import optuna
 
@@ -158,9 +166,9 @@ def _open_storage(url: str):
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     return optuna.storages.RDBStorage(url, **kwargs)
             except Exception as exc:  # noqa: BLE001
-                # Two processes opening one new database at once: both create the schema, one of them
-                # finds the other's tables. The schema is there now: open it again.
-                if "already exists" not in str(exc) or attempt == 4:
+                # Two processes opening one new database at once: both create the schema, and the later
+                # one finds the other's tables or version row. The schema is there now: open it again.
+                if not _lost_schema_race(exc) or attempt == 4:
                     raise
                 time.sleep(0.5 * (attempt + 1))
         raise AssertionError("unreachable")

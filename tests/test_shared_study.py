@@ -119,3 +119,28 @@ def test_joining_a_study_of_another_search_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "another search (space is 'efficientnet' there" in err, err
     assert not (tmp_path / "y" / "run.json").exists()
+
+
+def _open_at_once(url: str, barrier) -> str:
+    from nas.store import _open_storage
+
+    barrier.wait()
+    try:
+        _open_storage(url)
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - the message is the result
+        return str(exc)
+
+
+def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """Each process creates the schema of a new database; the ones that lose the race open it again."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(6):
+        url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
+        with context.Manager() as manager:
+            barrier = manager.Barrier(4)
+            with context.Pool(4) as pool:
+                results = pool.starmap(_open_at_once, [(url, barrier)] * 4)
+        assert results == ["ok"] * 4, results
