@@ -40,12 +40,17 @@ def main() -> None:
                         help="TPE's budget (each ask costs time linear in the trials so far)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--stages", type=int, default=7)
+    parser.add_argument("--controllers", default="random,rl,rl4,tpe,nsga2",
+                        help="comma-separated rows to run (rl4: rl with 4 proposals in flight)")
     args = parser.parse_args()
+    wanted = set(args.controllers.split(","))
     seeds = list(range(args.seeds))
     plans = [("random", {}, 1, args.samples), ("rl", {}, 1, args.samples), ("rl", {}, 4, args.samples),
              ("tpe", {}, 1, min(args.tpe_samples, args.samples)), ("nsga2", {}, 1, args.samples)]
     rows = []
     for name, options, in_flight, samples in plans:
+        if (name if in_flight == 1 else f"{name}{in_flight}") not in wanted:
+            continue
         start = time.perf_counter()
         result = run_experiment(name, stages=args.stages, samples=samples, seeds=seeds, in_flight=in_flight,
                                 options=options)
@@ -57,7 +62,7 @@ def main() -> None:
 
     lines = [f"\n## Controllers on the hidden-target problem ({dt.date.today().isoformat()})\n",
              f"Machine: 2-core CPU container, no GPU. Command: `OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "
-             f".venv/bin/python benchmarks/controllers.py` (samples {args.samples}, TPE capped at "
+             f".venv/bin/python benchmarks/controllers.py --controllers {args.controllers}` (samples {args.samples}, TPE capped at "
              f"{min(args.tpe_samples, args.samples)}, {args.seeds} seeds, {args.stages} stages x 6 decisions "
              f"with 2-4 options). Reward = fraction of decisions equal to a hidden target (optimum 1.0; "
              f"a uniform sample scores 0.40 on average). Mean best-so-far over seeds:\n",

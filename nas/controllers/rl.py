@@ -23,7 +23,12 @@ Choices that need documenting:
   move the baseline.
 * **Advantage scale**: rewards of real searches differ in the second decimal, so by default the
   advantage ``reward - baseline`` is divided by a moving average of its own magnitude
-  (``normalize=True``); the sign and the baseline are unchanged.
+  (``normalize=True``); the sign and the baseline are unchanged. Then each PPO batch's advantages
+  are whitened (``whiten=True``: minus their mean, over their standard deviation), so the first
+  updates, made while the baseline is still settling, are as large as later ones. With whitening and
+  ``lr`` 6e-3 (it was 3e-3 without) rl beats random search from 50 samples on the hidden-target
+  benchmark and reaches the optimum sooner (BENCHMARKS.md); ``warmup=N`` (uniform proposals before
+  the policy's first, told like replayed trials) was measured too and is off by default.
 * ``temperature`` divides the logits and ``tanh_constant`` squashes them to ``c * tanh(logits / c)``
   (ENAS-style; default 2.5, None turns it off). Bounding the logits bounds how certain the policy
   can get, so it keeps exploring: without it, about 1 run in 10 on the synthetic benchmark froze one
@@ -118,11 +123,11 @@ class RLController(Controller):
 
     name = "rl"
 
-    def __init__(self, decisions: Sequence[Decision], seed: int = 0, *, hidden: int = 100, lr: float = 3e-3,
+    def __init__(self, decisions: Sequence[Decision], seed: int = 0, *, hidden: int = 100, lr: float = 6e-3,
                  batch_size: int = 10, epochs: int = 4, clip: float = 0.2, entropy: float = 0.01,
                  baseline_decay: float = 0.9, normalize: bool = True, max_grad_norm: float = 1.0,
                  temperature: float = 1.0, tanh_constant: float | None = 2.5,
-                 failure_reward: float | str = "min") -> None:
+                 failure_reward: float | str = "min", whiten: bool = True, warmup: int = 0) -> None:
         super().__init__(decisions, seed)
         self.hidden = _positive("hidden", hidden, integer=True)
         self.lr = _positive("lr", lr)
@@ -137,6 +142,12 @@ class RLController(Controller):
         if not isinstance(normalize, bool):
             raise ConfigError(f"rl controller: normalize must be true or false, got {normalize!r}")
         self.normalize = normalize
+        if not isinstance(whiten, bool):
+            raise ConfigError(f"rl controller: whiten must be true or false, got {whiten!r}")
+        self.whiten = whiten
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ConfigError(f"rl controller: warmup must be a non-negative integer, got {warmup!r}")
+        self.warmup = warmup
         self.max_grad_norm = _positive("max_grad_norm", max_grad_norm)
         self.temperature = _positive("temperature", temperature)
         self.tanh_constant = None if tanh_constant is None else _positive("tanh_constant", tanh_constant)
@@ -162,6 +173,11 @@ class RLController(Controller):
 
     # --------------------------------------------------------------------------- ask / tell
     def ask(self) -> Proposal:
+        if self._next_id < self.warmup:  # uniform warm-up: judged off-policy when told, like a replayed trial
+            choices = [int(torch.randint(n, (1,), generator=self.generator)) for n in self.sizes]
+            proposal = self._new_proposal(choices)
+            self._pending[proposal.id] = (proposal.choices, self._log_prob(proposal.choices))
+            return proposal
         choices, logp = self.policy.sample(self.generator, self.temperature, self.tanh_constant)
         proposal = self._new_proposal(choices)
         self._pending[proposal.id] = (proposal.choices, logp)
@@ -217,6 +233,10 @@ class RLController(Controller):
         choices = torch.tensor([b[0] for b in self.buffer], dtype=torch.long)
         old_logp = torch.tensor([b[1] for b in self.buffer])
         advantage = torch.tensor([b[2] for b in self.buffer])
+        if self.whiten and len(self.buffer) > 1:
+            # Within one batch only the order of the advantages matters: centring and scaling them makes
+            # every update the same size, from the first batch on, whatever the spread of the rewards.
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         for _ in range(self.epochs):
             logp, entropy = self.policy.evaluate(choices, self.temperature, self.tanh_constant)
             ratio = torch.exp(logp - old_logp)
