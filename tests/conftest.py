@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 from nas.data.shared import missing_reason, shared_dataset_dir
+from nas.deploy.runtimes import torch_threads
 from nas.spec import ACTIVATIONS, BLOCKS, NORMS, ArchSpec, StageSpec
 
 
@@ -105,20 +105,6 @@ def _train_steps(model, images, labels, optimizer, steps: int, batch: int, seed:
 def train_steps():
     """A few real training steps: ``train_steps(model, images, labels, optimizer, steps, batch)`` -> losses."""
     return _train_steps
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run torch on ``n`` threads inside the block: on a small shared machine, two OpenMP threads that
-    compete with other processes can make each step 100x slower (measured: 13 ms vs 1.3 s)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @pytest.fixture
