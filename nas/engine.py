@@ -5,7 +5,7 @@
     Stage.controller.ask() -> choices -> Stage.plan(choices) -> (full-size spec, proxy spec, budget)
         -> store.reserve (RUNNING trial: a unique number, counted against the stage's budget)
         -> trained before (same training key, in any stage or process)?  yes: reuse its metrics
-           in flight here or in another process?  wait for it, then reuse
+           in flight here, or reserved earlier by another process?  wait for it, then reuse
            no: runner.submit(proxy, budget) ... runner.wait() -> Metrics
     Metrics + counted cost of the full-size network (+ the plan's extra values) -> objective.reward
         -> controller.tell -> store.complete (persisted before the next ask) -> trials.csv, b0.json
@@ -255,9 +255,7 @@ class Engine:
             result.reused += 1
             return
         busy_here = any(j.key == job.key for j in in_flight.values())
-        busy_elsewhere = any(r.train_key == job.key and r.number != job.number and r.owner != self.store.owner
-                             for r in self.store.reservations())
-        if busy_here or busy_elsewhere:
+        if busy_here or self._trains_elsewhere(job.key, job.number):
             waiting.setdefault(job.key, []).append(job)
             return
         in_flight[job.number] = job
@@ -265,13 +263,22 @@ class Engine:
                                       budget=job.plan.budget, device=self.device, full_spec=job.plan.full,
                                       measure_full_latency=self.measure_full_latency))
 
+    def _trains_elsewhere(self, key: str, number: int) -> bool:
+        """Whether another process holds an earlier reservation of the same network, which trains it.
+
+        Two processes can reserve the same network at the same moment; each then sees the other's
+        reservation. The earliest reservation (lowest trial number) trains and the later ones wait for
+        it, so exactly one of them trains and neither waits for the other.
+        """
+        return any(r.train_key == key and r.number < number and r.owner != self.store.owner
+                   for r in self.store.reservations())
+
     def _resolve_foreign(self, stage: Stage, in_flight: dict[int, _Job], waiting: dict[str, list[_Job]],
                          result: StageResult, told: set[int]) -> None:
         """Jobs waiting on another process: reuse its result, or train it here if that process died."""
         if not waiting:
             return
         local = {j.key for j in in_flight.values()}
-        running = {r.train_key for r in self.store.reservations() if r.owner != self.store.owner}
         for key in [k for k in waiting if k not in local]:
             done = self.store.trained_record(key)
             jobs = waiting.pop(key)
@@ -279,7 +286,8 @@ class Engine:
                 for job in jobs:
                     self._finish(stage, job, done.metrics, done.number, result, told)
                     result.reused += 1
-            elif key not in running:  # its trainer died or gave up: train it here, the others wait on us
+            elif not self._trains_elsewhere(key, min(j.number for j in jobs)):
+                # its trainer died or gave up: train it here, the others wait on us
                 first, rest = jobs[0], jobs[1:]
                 self._dispatch(stage, first, in_flight, waiting, result, told)
                 if rest:

@@ -144,3 +144,24 @@ def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
             with context.Pool(4) as pool:
                 results = pool.starmap(_open_at_once, [(url, barrier)] * 4)
         assert results == ["ok"] * 4, results
+
+
+def test_two_processes_reserving_one_network_at_once_neither_waits_for_the_other(tmp_path):
+    """Both reservations exist when each process looks: the earlier trains, the later waits for it."""
+    from types import SimpleNamespace
+
+    from nas.engine import Engine
+    from nas.presets import preset
+    from nas.store import RunStore
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = RunStore.create(tmp_path / "a", {"space": "test"}, storage, study_name="shared")
+    second = RunStore.create(tmp_path / "b", {"space": "test"}, storage, study_name="shared")
+    spec = preset("efficientnet-b0")
+    a = first.reserve("search", {}, [], [], spec, "b0", "same-network")
+    b = second.reserve("search", {}, [], [], spec, "b0", "same-network")
+    assert a < b
+    trains_elsewhere = Engine._trains_elsewhere
+    assert not trains_elsewhere(SimpleNamespace(store=first), "same-network", a)  # the earlier trains
+    assert trains_elsewhere(SimpleNamespace(store=second), "same-network", b)  # the later waits
+    assert not trains_elsewhere(SimpleNamespace(store=second), "another-network", b)
