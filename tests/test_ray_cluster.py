@@ -94,7 +94,7 @@ def node_loss_run(two_nodes, tmp_path_factory):
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    result = search(two_nodes, out, "--trials", "6", "--epochs", "8", "--seed", "3")
+    result = search(two_nodes, out, "--trials", "6", "--epochs", "30", "--seed", "3")  # 2-3 s per trial when idle
     thread.join(timeout=5)
     return out, result, killed
 
