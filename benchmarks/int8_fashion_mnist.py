@@ -4,8 +4,8 @@ Run: ``.venv/bin/python benchmarks/int8_fashion_mnist.py`` (add ``--checkpoint r
 use a model trained by ``nas train --out``; without it the script trains one briefly itself).
 
 1. The model: ``--checkpoint``, or ``--spec`` (default: EfficientNet-B0 at width 0.5, depth 0.5,
-   32 px, the search's proxy shape) trained ``--epochs`` on Fashion-MNIST with AdamW, cosine
-   schedule and horizontal flips, one torch thread; saved as a ``model.pt``.
+   32 px, the search's proxy shape) trained ``--epochs`` on Fashion-MNIST by ``train_model`` (the
+   trainer of ``nas train``, default budget), one torch thread; saved as a ``model.pt``.
 2. ``nas.deploy.pipeline.export_model(..., int8=True)``: fp32 ONNX checked against PyTorch, then
    int8 calibrated on 512 minival images; fp32 and int8 accuracy on the whole minival split (6,000)
    and on the test split (10,000).
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
@@ -31,46 +30,20 @@ from nas.data.shared import missing_reason, shared_dataset_dir
 
 
 def train(spec_source: str, data, epochs: float, seed: int, out: Path) -> Path:
-    """A brief real training run with the trainer's optimizer, schedule and augmentation pieces."""
+    """A brief real training with the toolkit's trainer (what ``nas train --out`` runs); returns model.pt."""
     from nas.api import load_spec
-    from nas.builder import build_model
-    from nas.checkpoint import save_model_checkpoint
-    from nas.data.augment import AugmentConfig, Augmenter, resize_images
     from nas.scaling import scale_spec
-    from nas.training import TrainBudget, bn_momentum_for, lr_factor, make_optimizer
+    from nas.training import TrainBudget, TrainConfig, train_model
 
     spec = load_spec(spec_source)
     if spec_source == "efficientnet-b0":
         spec = scale_spec(spec, width=0.5, depth=0.5, resolution=32)
-    spec = spec.with_(num_classes=data.num_classes, in_chans=data.in_chans)
-    generator = torch.Generator().manual_seed(seed)
-    model = build_model(spec, generator=generator).to(memory_format=torch.channels_last)
-    budget = TrainBudget(epochs=epochs, seed=seed)
-    images = resize_images(data.train_x, spec.resolution)
-    steps_per_epoch = images.shape[0] // budget.batch_size
-    total = int(epochs * steps_per_epoch)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = bn_momentum_for(steps_per_epoch)
-    optimizer = make_optimizer(model, budget)
-    base = [group["lr"] for group in optimizer.param_groups]
-    augmenter = Augmenter(data.mean, data.std, "cpu")
-    config = AugmentConfig(hflip=True)
-    model.train()
     started = time.perf_counter()
-    for step in range(total):
-        idx = torch.randint(0, images.shape[0], (budget.batch_size,), generator=generator)
-        x, y, _, _ = augmenter.train_batch(images[idx], data.train_y[idx], config, generator)
-        for group, lr in zip(optimizer.param_groups, base):
-            group["lr"] = lr * lr_factor(step, steps_per_epoch // 2, total)
-        loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    print(f"trained {spec.name or spec_source} for {epochs} epochs ({total} steps) in "
-          f"{time.perf_counter() - started:.0f} s", flush=True)
-    save_model_checkpoint(out, spec, model.state_dict(), config={"dataset": data.name, "epochs": epochs})
-    return out
+    train_model(spec, TrainConfig(budget=TrainBudget(epochs=epochs, seed=seed)), out, device="cpu", data=data,
+                progress=True)
+    print(f"trained {spec.name or spec_source} for {epochs:g} epochs in {time.perf_counter() - started:.0f} s",
+          flush=True)
+    return out / "model.pt"
 
 
 def main() -> None:
@@ -100,7 +73,7 @@ def main() -> None:
     data = load_dataset("fashion-mnist", data_dir, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="int8-bench-") as tmp:
         tmp = Path(tmp)
-        checkpoint = args.checkpoint or train(args.spec, data, args.epochs, args.seed, tmp / "model.pt")
+        checkpoint = args.checkpoint or train(args.spec, data, args.epochs, args.seed, tmp / "train")
         report = export_model(checkpoint, "onnx", tmp / "int8.onnx", int8=True, calibrate_dataset="fashion-mnist",
                               data_dir=str(data_dir), seed=args.seed)
         loaded = load_model(checkpoint)
