@@ -44,7 +44,7 @@ TABLE_FORMAT = "scalenas-latency-table"
 TABLE_VERSION = 1
 PIECE_POLICY = TimingPolicy(warmup=5, min_repeats=20, min_seconds=0.3, max_repeats=2000)
 NETWORK_POLICY = TimingPolicy(warmup=3, min_repeats=10, min_seconds=1.0, max_repeats=500)
-CALIBRATION_NETWORKS = 10
+CALIBRATION_NETWORKS = 25  # 10 measured too few: BENCHMARKS.md, latency tables, 2026-12-05
 CALIBRATION_SEED = 1_000_003
 SAVE_EVERY_S = 1.0
 
