@@ -263,15 +263,17 @@ class Engine:
                                       budget=job.plan.budget, device=self.device, full_spec=job.plan.full,
                                       measure_full_latency=self.measure_full_latency))
 
-    def _trains_elsewhere(self, key: str, number: int) -> bool:
+    def _trains_elsewhere(self, key: str, number: int, reservations: list | None = None) -> bool:
         """Whether another process holds an earlier reservation of the same network, which trains it.
 
         Two processes can reserve the same network at the same moment; each then sees the other's
         reservation. The earliest reservation (lowest trial number) trains and the later ones wait for
-        it, so exactly one of them trains and neither waits for the other.
+        it, so exactly one of them trains and neither waits for the other. ``reservations``: the
+        store's, when the caller already read them (one query per pass, not one per network).
         """
-        return any(r.train_key == key and r.number < number and r.owner != self.store.owner
-                   for r in self.store.reservations())
+        if reservations is None:
+            reservations = self.store.reservations()
+        return any(r.train_key == key and r.number < number and r.owner != self.store.owner for r in reservations)
 
     def _resolve_foreign(self, stage: Stage, in_flight: dict[int, _Job], waiting: dict[str, list[_Job]],
                          result: StageResult, told: set[int]) -> None:
@@ -279,6 +281,7 @@ class Engine:
         if not waiting:
             return
         local = {j.key for j in in_flight.values()}
+        reservations = self.store.reservations()
         for key in [k for k in waiting if k not in local]:
             done = self.store.trained_record(key)
             jobs = waiting.pop(key)
@@ -286,7 +289,7 @@ class Engine:
                 for job in jobs:
                     self._finish(stage, job, done.metrics, done.number, result, told)
                     result.reused += 1
-            elif not self._trains_elsewhere(key, min(j.number for j in jobs)):
+            elif not self._trains_elsewhere(key, min(j.number for j in jobs), reservations):
                 # its trainer died or gave up: train it here, the others wait on us
                 first, rest = jobs[0], jobs[1:]
                 self._dispatch(stage, first, in_flight, waiting, result, told)

@@ -52,7 +52,12 @@ class SearchProgress:
                                   console=self.console, transient=False)
         with self._progress:
             self._task = self._progress.add_task("search", total=total, completed=completed, best="-")
-            yield
+            try:
+                yield
+            except BaseException:
+                # An error ends the command with one line: take the bar off the screen first.
+                self._progress.live.transient = True
+                raise
         self._progress = None
 
     def update(self, record: Any, done: int, total: int) -> None:

@@ -51,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from nas.deploy.load import load_model
     from nas.deploy.machine import machine_info
     from nas.deploy.measure import TimingPolicy
+    from nas.deploy.runtimes import check_runtime
     from nas.fileio import atomic_write_json, check_output_file
 
-    runtimes = comma_list(args.runtime, "runtime")
+    runtimes = [check_runtime(name) for name in comma_list(args.runtime, "runtime")]  # before any output
     batches = comma_list(args.batch, "batch", int)
     threads = comma_list(args.threads, "threads", int)
     policy = TimingPolicy(warmup=args.warmup, min_repeats=args.min_repeats, min_seconds=args.min_seconds,
