@@ -61,8 +61,10 @@ def check_shared_study(storage: str, runs: list[Path], trials: int = 4, reuse_ac
 
 def run_two_processes(storage: str, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
+    # Both at once: they create the study together (the schema race is handled) and propose the same
+    # first network together, so one of them waits for the other's training and reuses it. Started a
+    # second apart on a loaded machine, the first could use the whole budget before the second began.
     first = start(search_args(storage, a))
-    time.sleep(1.0)  # let the first process create the study
     second = start(search_args(storage, b))
     outputs = [p.communicate(timeout=600) for p in (first, second)]
     for proc, (out, err) in zip((first, second), outputs):
