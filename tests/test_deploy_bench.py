@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import pytest
 
@@ -18,6 +19,32 @@ def test_percentile_matches_numpy():
     samples = [5.0, 1.0, 4.0, 2.0, 3.0, 10.0]
     for q in (0, 10, 50, 90, 100):
         assert percentile(samples, q) == pytest.approx(np.percentile(samples, q))
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="the allocator's state is set through glibc's mallopt")
+def test_timed_calls_of_a_warmed_network_take_no_page_faults():
+    """With glibc's adaptive defaults a network's multi-megabyte activations can come from fresh
+    pages on every call (the same efficientnet candidate took 16 or 32 ms depending on what ran
+    before); in the state every measurement uses, a warmed network faults no page at all."""
+    import resource
+
+    import torch
+
+    from nas.timing import steady_allocator
+
+    assert steady_allocator().startswith("glibc malloc")
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 96, 3, padding=1), torch.nn.SiLU(), torch.nn.Conv2d(96, 16, 1))
+    x = torch.randn(1, 3, 112, 112)  # activations of 4.8 MB, above glibc's initial 128 KiB mmap threshold
+
+    def call() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    time_calls(call, TimingPolicy(warmup=3, min_repeats=1, min_seconds=0, max_repeats=1))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    time_calls(call, TimingPolicy(warmup=0, min_repeats=20, min_seconds=0, max_repeats=20))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 50
 
 
 def test_time_calls_follows_the_policy():

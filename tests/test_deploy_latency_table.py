@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from nas.timing import steady_allocator
+
 from nas.cli import main
 from nas.deploy.blocks import spec_pieces
 from nas.deploy.latency_table import fit_calibration, load_latency_table, read_table, space_pieces
@@ -125,6 +127,7 @@ def test_build_is_resumable_after_kill_and_predicts_the_calibrated_sum(tiny_spac
     header = table.header
     assert (header["space"], header["resolution"], header["runtime"], header["threads"]) == ("tiny", 32, "torch", 1)
     assert header["machine"]["cpu"] and header["machine"]["torch"] == torch.__version__
+    assert header["allocator"] == steady_allocator()
 
     space = make_space(str(tiny_space))
     spec = space.decode(space.sample(np.random.default_rng(5)))

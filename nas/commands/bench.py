@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.deploy.measure import TimingPolicy
     from nas.deploy.runtimes import check_runtime
     from nas.fileio import atomic_write_json, check_output_file
+    from nas.timing import steady_allocator
 
     runtimes = [check_runtime(name) for name in comma_list(args.runtime, "runtime")]  # before any output
     batches = comma_list(args.batch, "batch", int)
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if json_path is not None:
         atomic_write_json(json_path, {"model": args.model, "spec": loaded.spec.to_dict(), "trained": loaded.trained,
                                       "resolution": loaded.spec.resolution, "machine": machine,
-                                      "policy": policy.__dict__, "results": [r.to_dict() for r in rows]})
+                                      "allocator": steady_allocator(), "policy": policy.__dict__, "results": [r.to_dict() for r in rows]})
         console.print(f"wrote {json_path}")
     return 0
 

@@ -41,7 +41,7 @@ from nas.errors import ConfigError, StorageError
 from nas.spec import ArchSpec
 
 TABLE_FORMAT = "scalenas-latency-table"
-TABLE_VERSION = 1
+TABLE_VERSION = 2  # 2: timed with the allocator in a fixed state (nas.timing.steady_allocator)
 PIECE_POLICY = TimingPolicy(warmup=5, min_repeats=20, min_seconds=0.3, max_repeats=2000)
 NETWORK_POLICY = TimingPolicy(warmup=3, min_repeats=10, min_seconds=1.0, max_repeats=500)
 CALIBRATION_NETWORKS = 25  # 10 measured too few: BENCHMARKS.md, latency tables, 2026-12-05
@@ -224,7 +224,8 @@ def read_table(path: str | Path) -> LatencyTable:
                            "nas latency-table build", field="latency_table")
     if data.get("version") != TABLE_VERSION:
         raise StorageError(f"{path}: latency table version {data.get('version')!r} is not supported (this toolkit "
-                           f"reads version {TABLE_VERSION})", field="latency_table")
+                           f"reads version {TABLE_VERSION}); build it again with nas latency-table build",
+                           field="latency_table")
     entries = data.pop("entries", None)
     calibration = data.pop("calibration", None)
     if not isinstance(entries, dict) or not isinstance(calibration, dict):
@@ -284,12 +285,14 @@ class BuildConfig:
 
 def _header(config: BuildConfig, space: Any, resolution: int, pieces: Mapping[str, Piece]) -> dict[str, Any]:
     from nas.deploy.machine import machine_info
+    from nas.timing import steady_allocator
 
     return {"format": TABLE_FORMAT, "version": TABLE_VERSION, "space": space.name,
             "space_fingerprint": fingerprint(pieces), "resolution": resolution, "in_chans": config.in_chans,
             "num_classes": config.num_classes, "norm": config.norm, "batch": 1, "statistic": "min",
             "runtime": config.runtime,
-            "threads": config.threads, "machine": machine_info(), "expected_entries": len(pieces),
+            "threads": config.threads, "machine": machine_info(), "allocator": steady_allocator(),
+            "expected_entries": len(pieces),
             "calibration_networks": config.calibration_networks,
             "piece_policy": config.piece_policy.__dict__, "network_policy": config.network_policy.__dict__,
             "created": _now(), "updated": _now()}
@@ -299,7 +302,7 @@ def _check_resumable(existing: LatencyTable, header: dict[str, Any]) -> None:
     from nas.deploy.machine import same_machine
 
     for name in ("space", "resolution", "in_chans", "num_classes", "norm", "runtime", "threads",
-                 "calibration_networks"):
+                 "calibration_networks", "allocator"):
         if existing.header.get(name) != header[name]:
             raise StorageError(f"out {existing.path}: holds a table built with {name} {existing.header.get(name)!r}, "
                                f"this build has {header[name]!r}; choose another file", field="out")

@@ -4,7 +4,9 @@
 a table entry and a whole-network measurement it is compared with mean the same thing: the median
 of many calls after warm-up, each call timed alone with ``time.perf_counter``. Repeats stop at
 ``max_repeats`` or once ``min_repeats`` calls have run and ``min_seconds`` have passed, so that
-fast blocks get many samples and slow networks do not take minutes.
+fast blocks get many samples and slow networks do not take minutes. Every timing runs with the
+allocator in one fixed state (:func:`nas.timing.steady_allocator`): with glibc's adaptive defaults
+the same network's latency doubled or not depending on what the process had run before.
 
 Peak memory is sampled in a separate pass by a background thread reading the resident set size
 (:func:`nas.timing.rss_bytes`); keeping it out of the timed calls keeps the sampler's own CPU use
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from nas.errors import ConfigError
-from nas.timing import rss_bytes
+from nas.timing import rss_bytes, steady_allocator
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,9 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def time_calls(call: Callable[[], Any], policy: TimingPolicy = TimingPolicy()) -> Latency:
-    """Time ``call()`` under ``policy``; garbage collection is paused while timing."""
+    """Time ``call()`` under ``policy``; garbage collection is paused while timing, and the allocator
+    is in the fixed state of :func:`nas.timing.steady_allocator`."""
+    steady_allocator()
     for _ in range(policy.warmup):
         call()
     samples: list[float] = []
