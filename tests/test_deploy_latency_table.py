@@ -135,6 +135,8 @@ def test_build_is_resumable_after_kill_and_predicts_the_calibrated_sum(tiny_spac
     cal = table.calibration
     assert table.predict_ms(spec) == pytest.approx(cal["scale"] * total + cal["offset_ms"])
     assert len(cal["networks"]) == 3
+    after = [n["after_entries"] for n in cal["networks"]]
+    assert after == sorted(after) and after[0] < expected  # timed spread over the build, not all at its end
 
     # Mismatches name what differs.
     with pytest.raises(ConfigError, match="built for space 'tiny', not 'efficientnet'"):

@@ -11,7 +11,10 @@ Calibrate: a network is more than the sum of its pieces timed alone (per-call ov
 whole network pays once, caches warm with one block's weights, the runtime fusing across block
 boundaries). The build also times ``calibration_networks`` whole random candidates and fits
 ``measured = scale * sum(pieces) + offset_ms`` with medians (:func:`fit_calibration`);
-:meth:`LatencyTable.predict_ms` applies it.
+:meth:`LatencyTable.predict_ms` applies it. The networks are timed spread over the build, one
+after every ``entries / (networks + 1)`` pieces, not all at its end: a build takes minutes to half
+an hour, and a device's speed drifts by a few percent over that time (other tenants of a shared
+host, clocks); networks timed at the end would fit the scale to the last minutes only.
 
 Every latency here is the *fastest* of many timed calls (``min_ms``), pieces and networks alike: on
 a machine shared with other processes it is the one figure they do not inflate (on this project's
@@ -351,55 +354,66 @@ def build_latency_table(config: BuildConfig, out: str | Path, progress: Progress
         table.save()
     table.path = path
 
+    networks = table.calibration.setdefault("networks", [])
+    candidates = calibration_candidates(space, config, resolution)
     todo = [piece for key, piece in pieces.items() if key not in table.entries]
+    every = len(pieces) / (len(candidates) + 1)  # one network after every `every` pieces
+
+    def time_next_network() -> None:
+        spec = candidates[len(networks)]
+        latency = measure_network(spec, config.runtime, config.threads, config.network_policy)
+        networks.append({"key": spec.key(), "measured_ms": latency.min_ms, "p50_ms": latency.p50_ms,
+                         "after_entries": len(table.entries)})
+        table.save()
+
     last_save = time.monotonic()
     try:
-        for i, piece in enumerate(todo):
+        for piece in todo:
             if progress is not None:
                 progress("pieces", len(table.entries), len(pieces))
             latency = measure_module(piece.module(), piece.input_shape(), config.runtime, config.threads,
                                      config.piece_policy)
             table.entries[piece.key] = {"ms": latency.min_ms, "p50_ms": latency.p50_ms,
                                         "p90_ms": latency.p90_ms, "repeats": latency.repeats}
-            if time.monotonic() - last_save >= SAVE_EVERY_S:
+            if len(networks) < len(candidates) and len(table.entries) >= (len(networks) + 1) * every:
+                time_next_network()
+                last_save = time.monotonic()
+            elif time.monotonic() - last_save >= SAVE_EVERY_S:
                 table.save()
                 last_save = time.monotonic()
         if progress is not None:
             progress("pieces", len(table.entries), len(pieces))
-        _calibrate(table, space, config, resolution, progress)
+        while len(networks) < len(candidates):  # a resumed build whose pieces were all timed before
+            if progress is not None:
+                progress("calibration networks", len(networks), len(candidates))
+            time_next_network()
+        _fit(table, candidates)
     finally:
         table.save()
     return table
 
 
-def _calibrate(table: LatencyTable, space: Any, config: BuildConfig, resolution: int,
-               progress: Progress | None) -> None:
-    """Time whole random candidates (seeded, distinct from any validation seed) and fit the calibration."""
+def calibration_candidates(space: Any, config: BuildConfig, resolution: int) -> list[ArchSpec]:
+    """The whole random candidates a build times (seeded, distinct from any validation seed)."""
     import numpy as np
 
-    networks = table.calibration.setdefault("networks", [])
     rng = np.random.default_rng(CALIBRATION_SEED)
-    candidates = [space.decode(space.sample(rng)).with_(resolution=resolution, in_chans=config.in_chans,
-                                                        num_classes=config.num_classes, norm=config.norm)
-                  for _ in range(config.calibration_networks)]
-    for i, spec in enumerate(candidates):
-        if progress is not None:
-            progress("calibration networks", i, len(candidates))
-        if i < len(networks):
-            continue
-        total, _ = table.sum_ms(spec)
-        latency = measure_network(spec, config.runtime, config.threads, config.network_policy)
-        networks.append({"key": spec.key(), "sum_ms": total, "measured_ms": latency.min_ms,
-                         "p50_ms": latency.p50_ms})
-        table.save()
-    if progress is not None:
-        progress("calibration networks", len(candidates), len(candidates))
+    return [space.decode(space.sample(rng)).with_(resolution=resolution, in_chans=config.in_chans,
+                                                  num_classes=config.num_classes, norm=config.norm)
+            for _ in range(config.calibration_networks)]
+
+
+def _fit(table: LatencyTable, candidates: list[ArchSpec]) -> None:
+    """Each calibration network's sum of entries (known only once every piece is timed), then the fit."""
+    networks = table.calibration["networks"]
+    for network, spec in zip(networks, candidates):
+        network["sum_ms"], _ = table.sum_ms(spec)
     scale, offset = fit_calibration([n["sum_ms"] for n in networks], [n["measured_ms"] for n in networks])
     table.calibration.update({"scale": scale, "offset_ms": offset,
                               "fit": f"measured = scale * sum + offset, medians over {len(networks)} whole "
-                                     "random candidates"})
+                                     "random candidates timed spread over the build"})
 
 
 __all__ = ["BuildConfig", "CALIBRATION_NETWORKS", "LatencyTable", "NETWORK_POLICY", "PIECE_POLICY", "TABLE_FORMAT",
-           "build_latency_table", "fingerprint", "fit_calibration", "load_latency_table", "measure_module",
+           "build_latency_table", "calibration_candidates", "fingerprint", "fit_calibration", "load_latency_table", "measure_module",
            "measure_network", "read_table", "space_pieces"]
