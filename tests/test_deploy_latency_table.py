@@ -18,8 +18,8 @@ import torch
 from nas.timing import steady_allocator
 
 from nas.cli import main
-from nas.deploy.blocks import spec_pieces
-from nas.deploy.latency_table import fit_calibration, load_latency_table, read_table, space_pieces
+from nas.deploy.blocks import Piece, spec_pieces
+from nas.deploy.latency_table import Calibration, fit_calibration, load_latency_table, read_table, space_pieces
 from nas.errors import ConfigError, StorageError
 from search_spaces import make_space
 
@@ -78,16 +78,31 @@ def test_pieces_are_the_blocks_of_the_built_network(tiny_space):
             assert getattr(piece.module(), "has_residual", None) == getattr(part, "has_residual", None), where
 
 
-def test_fit_calibration_is_a_median_ratio_and_resists_an_outlier():
-    sums = [10.0, 15.0, 20.0, 25.0, 30.0, 35.0]
-    measured = [1.1 * s for s in sums]
-    measured[2] *= 3  # one network timed while another process ran
-    scale, offset = fit_calibration(sums, measured)
-    assert scale == pytest.approx(1.1) and offset == pytest.approx(0.0)
-    scale, offset = fit_calibration([10.0, 20.0, 40.0], [12.0, 21.0, 45.0])  # ratios 1.2, 1.05, 1.125
-    assert scale == pytest.approx(1.125) and offset == pytest.approx(0.0)  # residuals 0.75, -1.5, 0
-    assert fit_calibration([10.0], [12.5]) == (1.0, 2.5)
-    assert fit_calibration([], []) == (1.0, 0.0)
+def test_fit_calibration_recovers_scale_boundary_cost_and_constant_despite_an_outlier():
+    rng = np.random.default_rng(0)
+    sums = rng.uniform(5, 40, 25)
+    boundaries = rng.uniform(1, 12, 25)
+    truth = Calibration(scale=1.15, ms_per_boundary_million=-0.25, offset_ms=0.4)
+    measured = [truth.predict(s, b) for s, b in zip(sums, boundaries)]
+    measured[3] *= 3  # one network timed while another process ran
+    fitted = fit_calibration(list(sums), list(boundaries), measured)
+    assert fitted.scale == pytest.approx(1.15, rel=0.01)
+    assert fitted.ms_per_boundary_million == pytest.approx(-0.25, abs=0.02)
+    assert fitted.offset_ms == pytest.approx(0.4, abs=0.1)
+
+
+def test_fit_calibration_with_few_networks_is_a_median_ratio():
+    fitted = fit_calibration([10.0, 20.0, 40.0], [1.0, 2.0, 3.0], [12.0, 21.0, 45.0])  # ratios 1.2, 1.05, 1.125
+    assert (fitted.scale, fitted.ms_per_boundary_million) == (pytest.approx(1.125), 0.0)
+    assert fitted.offset_ms == pytest.approx(0.0)  # residuals 0.75, -1.5, 0
+    assert fit_calibration([10.0], [1.0], [12.5]) == Calibration(1.0, 0.0, 2.5)
+    assert fit_calibration([], [], []) == Calibration()
+
+
+def test_boundary_elements_count_a_pieces_input_and_output():
+    block = Piece(kind="mbconv", size=56, in_ch=24, out_ch=40, kernel=5, stride=2, expansion=6)
+    assert block.boundary_elements == 56 * 56 * 24 + 28 * 28 * 40
+    assert Piece("head", 7, 320, 1280, kernel=1, classes=1000).boundary_elements == 7 * 7 * 320 + 1000
 
 
 def _build(space: Path, out: Path, *extra: str) -> list[str]:
@@ -133,7 +148,9 @@ def test_build_is_resumable_after_kill_and_predicts_the_calibrated_sum(tiny_spac
     spec = space.decode(space.sample(np.random.default_rng(5)))
     total = sum(table.entries[piece.key]["ms"] for _, piece in spec_pieces(spec))
     cal = table.calibration
-    assert table.predict_ms(spec) == pytest.approx(cal["scale"] * total + cal["offset_ms"])
+    boundary = sum(piece.boundary_elements for _, piece in spec_pieces(spec)) / 1e6
+    assert table.predict_ms(spec) == pytest.approx(cal["scale"] * total + cal["ms_per_boundary_million"] * boundary
+                                                   + cal["offset_ms"])
     assert len(cal["networks"]) == 3
     after = [n["after_entries"] for n in cal["networks"]]
     assert after == sorted(after) and after[0] < expected  # timed spread over the build, not all at its end

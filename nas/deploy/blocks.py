@@ -101,6 +101,15 @@ class Piece:
     def input_shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         return (batch, self.in_ch, self.size, self.size)
 
+    @property
+    def boundary_elements(self) -> int:
+        """Elements of the piece's input and output at batch 1. Timed alone, a piece pays for moving
+        these into and out of its runtime's internal layout (ONNX Runtime reorders NCHW to blocked
+        NCHWc and back around every piece); inside a network that happens once, so the calibration
+        weighs this count (:func:`nas.deploy.latency_table.fit_calibration`)."""
+        out = self.classes if self.kind == "head" else math.ceil(self.size / self.stride) ** 2 * self.out_ch
+        return self.size ** 2 * self.in_ch + out
+
 
 def canonical_block(stage: StageSpec) -> str:
     """The block type whose layers ``stage`` builds: ``ds`` is an MBConv of expansion 1, and a

@@ -9,9 +9,10 @@ head; time each at batch 1 on the chosen runtime and thread count (:mod:`nas.dep
 
 Calibrate: a network is more than the sum of its pieces timed alone (per-call overheads that a
 whole network pays once, caches warm with one block's weights, the runtime fusing across block
-boundaries). The build also times ``calibration_networks`` whole random candidates and fits
-``measured = scale * sum(pieces) + offset_ms`` with medians (:func:`fit_calibration`);
-:meth:`LatencyTable.predict_ms` applies it. The networks are timed spread over the build, one
+boundaries, a piece timed alone paying to convert its input and output to the runtime's layout). The
+build also times ``calibration_networks`` whole random candidates and fits ``measured = scale *
+sum(pieces) + ms_per_boundary_million * boundary elements + offset_ms`` (:class:`Calibration`,
+:func:`fit_calibration`); :meth:`LatencyTable.predict_ms` applies it. The networks are timed spread over the build, one
 after every ``entries / (networks + 1)`` pieces, not all at its end: a build takes minutes to half
 an hour, and a device's speed drifts by a few percent over that time (other tenants of a shared
 host, clocks); networks timed at the end would fit the scale to the last minutes only.
@@ -33,7 +34,7 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -119,17 +120,58 @@ def measure_network(spec: ArchSpec, runtime: str, threads: int, policy: TimingPo
                           seed=seed)
 
 
-def fit_calibration(sums: list[float], measured: list[float]) -> tuple[float, float]:
-    """``measured ~= scale * sums + offset``: ``scale`` the median ratio of measured to summed
-    latency (pieces run a little slower or faster inside a network than alone), ``offset`` the
-    median of what is left (the constant for the rest). Medians, because one network timed while
-    another process ran must not move the fit; with one network the scale is 1."""
+MIN_NETWORKS_PER_TERM = 2  # fewer calibration networks than 2 per fitted term: the median ratio alone
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``measured ~= scale * sum_ms + ms_per_boundary_million * boundary_millions + offset_ms``.
+
+    ``scale``: pieces run a little slower or faster inside a network than alone (caches hold one
+    block's weights, not the network's). ``ms_per_boundary_million``: what timing a piece alone adds
+    per million elements of its input and output (:attr:`~nas.deploy.blocks.Piece.boundary_elements`;
+    negative where a runtime reorders layouts around every piece, as ONNX Runtime does, about
+    -0.2 ms per million on this project's CPU). ``offset_ms``: the constant for the rest.
+    """
+
+    scale: float = 1.0
+    ms_per_boundary_million: float = 0.0
+    offset_ms: float = 0.0
+
+    def predict(self, sum_ms: float, boundary_millions: float) -> float:
+        return self.scale * sum_ms + self.ms_per_boundary_million * boundary_millions + self.offset_ms
+
+
+def boundary_millions(spec: ArchSpec) -> float:
+    """Millions of input and output elements summed over ``spec``'s pieces (the calibration's second term)."""
+    return sum(piece.boundary_elements for _, piece in spec_pieces(spec)) / 1e6
+
+
+def fit_calibration(sums: list[float], boundaries: list[float], measured: list[float]) -> Calibration:
+    """The :class:`Calibration` of whole networks with these sums of entries (ms), boundary
+    elements (millions) and measured latencies (ms).
+
+    A robust least-squares fit of the relative error (scipy's ``soft_l1`` loss: beyond 5% a
+    residual counts linearly, so one network timed while another process ran does not move the
+    fit). With fewer than two networks per term it falls back to the median ratio of measured to
+    summed latency and the median of what is left; with one network the scale is 1.
+    """
     import statistics
 
+    import numpy as np
+    from scipy.optimize import least_squares
+
     if not sums:
-        return 1.0, 0.0
-    scale = statistics.median(m / s for s, m in zip(sums, measured) if s > 0) if len(sums) > 1 else 1.0
-    return float(scale), float(statistics.median(m - scale * s for s, m in zip(sums, measured)))
+        return Calibration()
+    ratio = statistics.median(m / s for s, m in zip(sums, measured) if s > 0) if len(sums) > 1 else 1.0
+    if len(sums) < MIN_NETWORKS_PER_TERM * 3:
+        return Calibration(scale=float(ratio),
+                           offset_ms=float(statistics.median(m - ratio * s for s, m in zip(sums, measured))))
+    terms = np.column_stack([sums, boundaries, np.ones(len(sums))])
+    target = np.asarray(measured, dtype=float)
+    fit = least_squares(lambda w: terms @ w / target - 1.0, x0=[ratio, 0.0, 0.0], loss="soft_l1", f_scale=0.05)
+    scale, per_million, offset = (float(v) for v in fit.x)
+    return Calibration(scale, per_million, offset)
 
 
 # ------------------------------------------------------------------------------ the table
@@ -202,11 +244,19 @@ class LatencyTable:
             parts.append((where, piece.key, float(entry["ms"])))
         return sum(ms for _, _, ms in parts), parts
 
+    @property
+    def fitted(self) -> Calibration:
+        """The calibration fitted at build time (tables fitted before the boundary term: weight 0)."""
+        cal = self.calibration
+        return Calibration(float(cal.get("scale", 1.0)), float(cal.get("ms_per_boundary_million", 0.0)),
+                           float(cal.get("offset_ms", 0.0)))
+
     def predict_ms(self, spec: ArchSpec) -> float:
         """Predicted batch-1 latency of the full-size network ``spec`` on the table's device and runtime:
-        ``scale * (stem + blocks + head) + offset`` with the calibration fitted at build time."""
+        the fitted :class:`Calibration` of the sum of its entries (stem + blocks + head) and of its
+        boundary elements."""
         total, _ = self.sum_ms(spec)
-        return float(self.calibration.get("scale", 1.0)) * total + float(self.calibration.get("offset_ms", 0.0))
+        return self.fitted.predict(total, boundary_millions(spec))
 
 
 def _now() -> str:
@@ -408,12 +458,15 @@ def _fit(table: LatencyTable, candidates: list[ArchSpec]) -> None:
     networks = table.calibration["networks"]
     for network, spec in zip(networks, candidates):
         network["sum_ms"], _ = table.sum_ms(spec)
-    scale, offset = fit_calibration([n["sum_ms"] for n in networks], [n["measured_ms"] for n in networks])
-    table.calibration.update({"scale": scale, "offset_ms": offset,
-                              "fit": f"measured = scale * sum + offset, medians over {len(networks)} whole "
-                                     "random candidates timed spread over the build"})
+        network["boundary_millions"] = boundary_millions(spec)
+    fitted = fit_calibration([n["sum_ms"] for n in networks], [n["boundary_millions"] for n in networks],
+                             [n["measured_ms"] for n in networks])
+    table.calibration.update({**asdict(fitted),
+                              "fit": "measured = scale * sum_ms + ms_per_boundary_million * boundary_millions + "
+                                     f"offset_ms, robust least squares of the relative error over {len(networks)} "
+                                     "whole random candidates timed spread over the build"})
 
 
-__all__ = ["BuildConfig", "CALIBRATION_NETWORKS", "LatencyTable", "NETWORK_POLICY", "PIECE_POLICY", "TABLE_FORMAT",
+__all__ = ["BuildConfig", "CALIBRATION_NETWORKS", "Calibration", "boundary_millions", "LatencyTable", "NETWORK_POLICY", "PIECE_POLICY", "TABLE_FORMAT",
            "build_latency_table", "calibration_candidates", "fingerprint", "fit_calibration", "load_latency_table", "measure_module",
            "measure_network", "read_table", "space_pieces"]
