@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--piece-seconds", type=float, default=None, help="timed seconds per table entry")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.passes < 1:
+        parser.error(f"--passes must be >= 1, got {args.passes}")
 
     results = [validate(args.space, runtime, args.threads, args.resolution, args.candidates, args.seed, args.tables,
                         args.piece_seconds, args.passes)

@@ -131,7 +131,7 @@ class Calibration:
     block's weights, not the network's). ``ms_per_boundary_million``: what timing a piece alone adds
     per million elements of its input and output (:attr:`~nas.deploy.blocks.Piece.boundary_elements`;
     negative where a runtime reorders layouts around every piece, as ONNX Runtime does, about
-    -0.2 ms per million on this project's CPU). ``offset_ms``: the constant for the rest.
+    -0.25 ms per million on this project's CPU). ``offset_ms``: the constant for the rest.
     """
 
     scale: float = 1.0
