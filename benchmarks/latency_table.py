@@ -93,7 +93,7 @@ def validate(space_name: str, runtime: str, threads: int, resolution: int, candi
     first = next(iter(timings.values()))
     return {"runtime": runtime, "threads": threads, "table": str(path), "entries": len(table.entries),
             "table_build_s": build_s, "calibration": {k: v for k, v in table.calibration.items() if k != "networks"},
-            "by_measurement": {name: errors(predicted, ms) for name, ms in timings.items()},
+            "fit": table.fitted.describe(), "by_measurement": {name: errors(predicted, ms) for name, ms in timings.items()},
             "fastest": errors(predicted, fastest), "raw_sum": errors(sums, fastest),
             "drift_pct": {name: 100 * (statistics.median(m / f for m, f in zip(ms, first)) - 1)
                           for name, ms in timings.items()},
@@ -133,11 +133,9 @@ def main() -> None:
             print(f"| {r['runtime']} | {name} | {e['mape_pct']:.1f}% | {e['within_10pct']:.0%} | "
                   f"{e['max_error_pct']:.1f}% | {'' if drift is None else f'{drift:+.1f}%'} |")
     for r in results:
-        cal, m = r["calibration"], r["measured_ms"]
-        print(f"{r['runtime']}: {r['entries']} entries, built in {r['table_build_s']:.0f} s; measured = "
-              f"{cal['scale']:.3f} x sum {cal.get('ms_per_boundary_million', 0.0):+.3f} ms x million boundary "
-              f"elements {cal['offset_ms']:+.2f} ms; candidates {m['min']:.1f} / {m['median']:.1f} / {m['max']:.1f} ms "
-              "(min / median / max)")
+        m = r["measured_ms"]
+        print(f"{r['runtime']}: {r['entries']} entries, built in {r['table_build_s']:.0f} s; {r['fit']}; candidates "
+              f"{m['min']:.1f} / {m['median']:.1f} / {m['max']:.1f} ms (min / median / max)")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()},
                                          "results": results}, indent=2))

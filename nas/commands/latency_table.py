@@ -97,10 +97,7 @@ def run_build(args: argparse.Namespace) -> int:
     console.print(f"wrote {table.path}: space {table.space}, {table.resolution} px, {table.runtime} with "
                   f"{table.threads} thread(s), {len(table.entries)} entries on {table.header['machine']['cpu']}",
                   soft_wrap=True)
-    fitted = table.fitted
-    console.print(f"calibration on {len(cal['networks'])} whole networks: measured = {fitted.scale:.3f} x sum "
-                  f"{fitted.ms_per_boundary_million:+.3f} ms x million boundary elements {fitted.offset_ms:+.3f} ms",
-                  soft_wrap=True)
+    console.print(f"calibration on {len(cal['networks'])} whole networks: {table.fitted.describe()}", soft_wrap=True)
     return 0
 
 

@@ -141,6 +141,11 @@ class Calibration:
     def predict(self, sum_ms: float, boundary_millions: float) -> float:
         return self.scale * sum_ms + self.ms_per_boundary_million * boundary_millions + self.offset_ms
 
+    def describe(self) -> str:
+        """The fit as printed by ``nas latency-table build`` and the benchmark."""
+        return (f"measured = {self.scale:.3f} x sum {self.ms_per_boundary_million:+.3f} ms x million boundary "
+                f"elements {self.offset_ms:+.3f} ms")
+
 
 def boundary_millions(spec: ArchSpec) -> float:
     """Millions of input and output elements summed over ``spec``'s pieces (the calibration's second term)."""
