@@ -249,19 +249,30 @@ class Engine:
         from runners.base import TrainJob
 
         self._heartbeat.add(job.number)
-        done = self.store.trained_record(job.key)
+        done, elsewhere = self._trained_or_training_elsewhere(job.key, job.number)
         if done is not None:
             self._finish(stage, job, done.metrics, done.number, result, told)
             result.reused += 1
             return
         busy_here = any(j.key == job.key for j in in_flight.values())
-        if busy_here or self._trains_elsewhere(job.key, job.number):
+        if busy_here or elsewhere:
             waiting.setdefault(job.key, []).append(job)
             return
         in_flight[job.number] = job
         self.runner().submit(TrainJob(trial=job.number, spec=job.plan.proxy, dataset=self.data_ref,
                                       budget=job.plan.budget, device=self.device, full_spec=job.plan.full,
                                       measure_full_latency=self.measure_full_latency))
+
+    def _trained_or_training_elsewhere(self, key: str, number: int) -> tuple[TrialRecord | None, bool]:
+        """The finished trial that trained ``key``, else whether another process is training it.
+
+        Reservations are read before finished records: a process that finishes the network between
+        the two reads is then found by the second. Read the other way round it would be in neither,
+        and the network would train twice (seen once in two processes sharing a SQLite study).
+        """
+        reservations = self.store.reservations()
+        done = self.store.trained_record(key)
+        return done, done is None and self._trains_elsewhere(key, number, reservations)
 
     def _trains_elsewhere(self, key: str, number: int, reservations: list | None = None) -> bool:
         """Whether another process holds an earlier reservation of the same network, which trains it.

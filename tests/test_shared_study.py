@@ -167,3 +167,35 @@ def test_two_processes_reserving_one_network_at_once_neither_waits_for_the_other
     assert not trains_elsewhere(SimpleNamespace(store=first), "same-network", a)  # the earlier trains
     assert trains_elsewhere(SimpleNamespace(store=second), "same-network", b)  # the later waits
     assert not trains_elsewhere(SimpleNamespace(store=second), "another-network", b)
+
+
+def test_a_network_finished_elsewhere_between_the_two_reads_is_not_trained_again(tmp_path):
+    """The other process completes the network right after this one read the finished records: it
+    must still be seen (as training, then reused), never missed by both reads."""
+    from types import SimpleNamespace
+
+    from nas.engine import Engine
+    from nas.metrics import Metrics
+    from nas.presets import preset
+    from nas.store import RunStore, TrialRecord
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = RunStore.create(tmp_path / "a", {"space": "test"}, storage, study_name="shared")
+    second = RunStore.create(tmp_path / "b", {"space": "test"}, storage, study_name="shared")
+    spec = preset("efficientnet-b0")
+    a = first.reserve("search", {}, [], [], spec, "b0", "same-network")
+    b = second.reserve("search", {}, [], [], spec, "b0", "same-network")
+    read_records = second.trained_record
+
+    def records_then_the_other_finishes(key: str):
+        found = read_records(key)
+        first.complete(a, TrialRecord(choices={}, indices=(), metrics=Metrics(accuracy=0.5), spec=spec, arch="b0",
+                                      key=spec.key(), reward=0.5, train_key="same-network"))
+        return found
+
+    second.trained_record = records_then_the_other_finishes
+    engine = SimpleNamespace(store=second)
+    engine._trains_elsewhere = lambda *args: Engine._trains_elsewhere(engine, *args)
+    done, elsewhere = Engine._trained_or_training_elsewhere(engine, "same-network", b)
+    assert done is None and elsewhere  # waits, then reuses what the first process stored
+    assert read_records("same-network").number == a
