@@ -148,11 +148,9 @@ def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
         assert results == ["ok"] * 4, results
 
 
-def test_two_processes_reserving_one_network_at_once_neither_waits_for_the_other(tmp_path):
-    """Both reservations exist when each process looks: the earlier trains, the later waits for it."""
-    from types import SimpleNamespace
-
-    from nas.engine import Engine
+def two_processes_reserving_one_network(tmp_path: Path):
+    """Two stores on one SQLite study, each holding a reservation of the same network (B0): the
+    stores, the spec and the two trial numbers."""
     from nas.presets import preset
     from nas.store import RunStore
 
@@ -162,6 +160,16 @@ def test_two_processes_reserving_one_network_at_once_neither_waits_for_the_other
     spec = preset("efficientnet-b0")
     a = first.reserve("search", {}, [], [], spec, "b0", "same-network")
     b = second.reserve("search", {}, [], [], spec, "b0", "same-network")
+    return first, second, spec, a, b
+
+
+def test_two_processes_reserving_one_network_at_once_neither_waits_for_the_other(tmp_path):
+    """Both reservations exist when each process looks: the earlier trains, the later waits for it."""
+    from types import SimpleNamespace
+
+    from nas.engine import Engine
+
+    first, second, spec, a, b = two_processes_reserving_one_network(tmp_path)
     assert a < b
     trains_elsewhere = Engine._trains_elsewhere
     assert not trains_elsewhere(SimpleNamespace(store=first), "same-network", a)  # the earlier trains
@@ -176,15 +184,9 @@ def test_a_network_finished_elsewhere_between_the_two_reads_is_not_trained_again
 
     from nas.engine import Engine
     from nas.metrics import Metrics
-    from nas.presets import preset
-    from nas.store import RunStore, TrialRecord
+    from nas.store import TrialRecord
 
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    first = RunStore.create(tmp_path / "a", {"space": "test"}, storage, study_name="shared")
-    second = RunStore.create(tmp_path / "b", {"space": "test"}, storage, study_name="shared")
-    spec = preset("efficientnet-b0")
-    a = first.reserve("search", {}, [], [], spec, "b0", "same-network")
-    b = second.reserve("search", {}, [], [], spec, "b0", "same-network")
+    first, second, spec, a, b = two_processes_reserving_one_network(tmp_path)
     read_records = second.trained_record
 
     def records_then_the_other_finishes(key: str):
