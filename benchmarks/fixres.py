@@ -27,7 +27,8 @@ from training_common import parser, proxy_spec, setup, shared, timed_train
 
 from nas.checkpoint import build_trained_model, load_model_checkpoint
 from nas.data.augment import Augmenter
-from nas.training import TrainBudget, TrainConfig, evaluate
+from nas.training import TrainBudget, TrainConfig
+from nas.training.evaluate import evaluate
 from nas.training.fixres import finetune_at
 
 

@@ -48,13 +48,13 @@ def train(spec_source: str, data, epochs: float, seed: int, out: Path) -> Path:
 
 def main() -> None:
     from nas.data import load_dataset
+    from nas.deploy.formats import export_onnx
     from nas.deploy.load import example_input, load_model
-    from nas.deploy.export import export_onnx
     from nas.deploy.machine import machine_info
     from nas.deploy.measure import TimingPolicy, time_calls
     from nas.deploy.pipeline import export_model
     from nas.deploy.quantize import compare_accuracy, dataset_batches
-    from nas.deploy.runtimes import onnx_engine, torch_engine, torch_threads
+    from nas.deploy.runtimes import onnx_runtime, torch_runtime, torch_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
@@ -78,18 +78,18 @@ def main() -> None:
                               data_dir=str(data_dir), seed=args.seed)
         loaded = load_model(checkpoint)
         export_onnx(loaded.model, example_input(loaded.spec), tmp / "fp32.onnx")
-        fp32, int8 = onnx_engine(tmp / "fp32.onnx", args.threads), onnx_engine(tmp / "int8.onnx", args.threads, True)
+        fp32, int8 = onnx_runtime(tmp / "fp32.onnx", args.threads), onnx_runtime(tmp / "int8.onnx", args.threads, True)
         test = compare_accuracy(fp32, int8, dataset_batches(data, loaded.spec.resolution, split="test"),
                                 dataset=data.name, split="test")
         policy = TimingPolicy(warmup=5, min_repeats=30, min_seconds=2.0, max_repeats=5000)
         speed = {}
         with torch_threads(args.threads):
-            eager = torch_engine(loaded.model, args.threads)
+            eager = torch_runtime(loaded.model, args.threads)
             for batch in sorted({1, args.batch}):
                 x = example_input(loaded.spec, batch)
-                for name, engine in (("torch", eager), ("onnxruntime", fp32), ("onnxruntime int8", int8)):
-                    prepared = engine.prepare(x)
-                    speed[f"{name} batch {batch}"] = time_calls(lambda: engine.run(prepared), policy).p50_ms
+                for name, compiled in (("torch", eager), ("onnxruntime", fp32), ("onnxruntime int8", int8)):
+                    prepared = compiled.prepare(x)
+                    speed[f"{name} batch {batch}"] = time_calls(lambda: compiled.run(prepared), policy).p50_ms
     print(f"\n{loaded.description} on {machine_info()['cpu']}, {args.threads} thread(s)")
     print(f"minival: {report.accuracy.describe()}")
     print(f"test:    {test.describe()}")

@@ -23,11 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from nas.deploy.export import export_onnx
+from nas.deploy.formats import export_onnx
 from nas.deploy.load import example_input, load_model
 from nas.deploy.measure import TimingPolicy, time_calls
 from nas.deploy.quantize import quantize_onnx, random_calibration
-from nas.deploy.runtimes import onnx_engine, torch_engine
+from nas.deploy.runtimes import onnx_runtime, torch_runtime
 
 POLICY = TimingPolicy(warmup=3, min_repeats=20, min_seconds=2.0, max_repeats=2000)
 
@@ -48,14 +48,14 @@ def main() -> None:
     x = example_input(loaded.spec)
     calibration = random_calibration(x)
     print(f"{loaded.description}, batch 1, {args.threads} thread(s)")
-    eager = torch_engine(loaded.model, args.threads)
+    eager = torch_runtime(loaded.model, args.threads)
     timed("eager fp32 (channels_last)", eager.run, eager.prepare(x))
     with tempfile.TemporaryDirectory() as tmp:
         export_onnx(loaded.model, x, Path(tmp) / "fp32.onnx")
         quantize_onnx(Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", calibration)
         for name, path in (("onnxruntime fp32", "fp32.onnx"), ("onnxruntime int8 (static, QDQ)", "int8.onnx")):
-            engine = onnx_engine(Path(tmp) / path, args.threads)
-            timed(name, engine.run, engine.prepare(x))
+            compiled = onnx_runtime(Path(tmp) / path, args.threads)
+            timed(name, compiled.run, compiled.prepare(x))
     try:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
         from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq

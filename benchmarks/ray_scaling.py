@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 def measure(args: argparse.Namespace, cluster: dict | None) -> int:
     import torch
 
+    from nas.data.ref import DatasetRef, cached_dataset
     from nas.training import TrainBudget
-    from runners.base import DatasetRef, TrainJob, cached_dataset
+    from runners.base import TrainJob
 
     gpus = torch.cuda.device_count()
     many = gpus if gpus >= 2 else 2

@@ -63,9 +63,10 @@ def main() -> None:
     parser.add_argument("--fidelity-epochs", type=float, default=4)
     args = parser.parse_args()
 
-    from nas.fidelity import FidelitySettings, run_fidelity
+    from nas.jobs.fidelity import FidelitySettings, run_fidelity
+    from nas.jobs.search import SearchConfig, run_search
     from nas.pareto import analyze, common_reference
-    from nas.search import SearchConfig, run_search
+    from nas.ranking import ranked as rank
     from nas.store import open_run, run_exists
 
     source = shared_dataset_dir("fashion-mnist")
@@ -84,7 +85,7 @@ def main() -> None:
             run_search(config, run_dir, resume=run_exists(run_dir))
             walls[(controller, seed)] = time.perf_counter() - t0
             store = open_run(run_dir)
-            ranked = store.ranked()
+            ranked = rank(store.records())
             frame = store.dataframe()
             results.append(analyze(frame, "accuracy:max,macs:min", label=f"{controller}-s{seed}"))
             ok = frame[(frame.stage == "search") & (frame.status == "ok")]

@@ -75,7 +75,7 @@ def test_accuracy(model_pt: Any, data: Dataset, resolution: int | None = None) -
     """Test accuracy of the raw and (when saved) EMA weights of a model.pt, at its own resolution."""
     from nas.checkpoint import build_trained_model, load_model_checkpoint
     from nas.data.augment import Augmenter
-    from nas.training import evaluate
+    from nas.training.evaluate import evaluate
 
     checkpoint = load_model_checkpoint(model_pt)
     augmenter = Augmenter(data.mean, data.std, "cpu")

@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "build_model":  # lazy: importing torch takes seconds
-        from nas.builder import build_model
+        from nas.builder import build_model  # torch: imported when used, not at module import
 
         return build_model
     raise AttributeError(f"module 'nas' has no attribute {name!r}")

@@ -11,7 +11,10 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.errors import SpecError
+from nas.blockstrings import spec_from_block_strings
+from nas.checkpoint import build_trained_model, load_model_checkpoint
+from nas.errors import SpecError, StorageError
+from nas.presets import PRESETS, preset
 from nas.spec import ArchSpec
 
 
@@ -37,8 +40,6 @@ def load_spec(x: str | Path | ArchSpec | Mapping[str, Any]) -> ArchSpec:
     JSON file, block strings separated
     by spaces or commas (stem 32, head 1280, 224 px unless the official strings state the stem).
     """
-    from nas.presets import PRESETS, preset
-
     if isinstance(x, ArchSpec):
         return x
     if isinstance(x, Mapping):
@@ -52,9 +53,6 @@ def load_spec(x: str | Path | ArchSpec | Mapping[str, Any]) -> ArchSpec:
         return preset(text)
     path = Path(text).expanduser()
     if path.is_file() and path.suffix.lower() == ".pt":
-        from nas.checkpoint import load_model_checkpoint
-        from nas.errors import StorageError
-
         try:
             return load_model_checkpoint(path).spec
         except StorageError as exc:
@@ -70,8 +68,6 @@ def load_spec(x: str | Path | ArchSpec | Mapping[str, Any]) -> ArchSpec:
     if path.suffix.lower() == ".json" or path.is_dir():
         raise SpecError(f"{text}: no such spec file")
     if _looks_like_block_strings(text):
-        from nas.blockstrings import spec_from_block_strings
-
         return spec_from_block_strings(text)
     raise SpecError(f"{text!r} is not a preset, a spec JSON file or block strings; presets: {', '.join(PRESETS)}")
 
@@ -79,8 +75,6 @@ def load_spec(x: str | Path | ArchSpec | Mapping[str, Any]) -> ArchSpec:
 def load_model(path: str | Path, ema: bool = False) -> Any:
     """The network of a trained ``model.pt`` with its weights (the EMA weights when ``ema``), in eval
     mode. Its inputs are normalized as in training: see :meth:`nas.checkpoint.ModelCheckpoint.normalization`."""
-    from nas.checkpoint import build_trained_model, load_model_checkpoint
-
     return build_trained_model(load_model_checkpoint(path), ema=ema)
 
 

@@ -8,7 +8,7 @@ drop-connect rate) and its norm and activation either by registry name (``norm="
 classes. Arguments are validated like a spec's stage fields and raise :class:`~nas.errors.SpecError`.
 
 Each ``forward`` is a short straight sequence of named sub-layers, which keeps the analytic counter
-(:meth:`nas.kinds.block.BlockKind.cost`) easy to check against it.
+(:meth:`nas.kinds.block_kind.BlockKind.cost`) easy to check against it.
 
     >>> block = MBConv(32, 32, kernel=5, expansion=4, se_ratio=0.25, norm="groupnorm")
     >>> block(torch.zeros(2, 32, 16, 16)).shape
@@ -320,7 +320,7 @@ def init_weights(module: nn.Module, generator: torch.Generator | None = None) ->
 
     Conv weights ~ N(0, sqrt(2 / fan_out)) with fan_out = k * k * out_channels / groups; linear
     weights ~ U(-1/sqrt(out_features), 1/sqrt(out_features)); biases 0. Norm layers initialize
-    themselves (scale 1, shift 0 for the built-in kinds; see :mod:`nas.kinds.norm`).
+    themselves (scale 1, shift 0 for the built-in kinds; see :mod:`nas.kinds.norm_kind`).
     """
     for m in module.modules():
         if isinstance(m, nn.Conv2d):

@@ -12,7 +12,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 from nas.errors import SpecError
 from nas.kinds import BLOCKS
-from nas.kinds.block import BlockKind
+from nas.kinds.block_kind import BlockKind
 from nas.spec import ACTIVATIONS, ArchSpec, StageSpec
 
 STYLES = ("efficientnet", "v2", "typed")
@@ -35,12 +35,12 @@ class DecodedBlock(NamedTuple):
 
 def _by_prefix() -> dict[str, BlockKind]:
     """Typed-notation prefix -> block kind, from the registry."""
-    return {kind.prefix: kind for kind in BLOCKS.kinds()}
+    return {kind.prefix: kind for kind in BLOCKS.entries()}
 
 
 def _by_code(style: str) -> dict[int, BlockKind]:
     """Conv-type code -> block kind in an official notation (EfficientNetV2: 0 MBConv, 1 Fused-MBConv)."""
-    return {kind.official[style]: kind for kind in BLOCKS.kinds() if style in kind.official}
+    return {kind.official[style]: kind for kind in BLOCKS.entries() if style in kind.official}
 
 
 def _fail(text: str, field: str, message: str) -> SpecError:

@@ -75,7 +75,7 @@ def save_model_checkpoint(path: str | Path, spec: ArchSpec, state_dict: Mapping[
 
 def read_torch_file(path: str | Path, what: str = "checkpoint") -> Any:
     """``torch.load(weights_only=True)`` with every failure turned into one StorageError line."""
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     path = Path(path)
     if not path.is_file():
@@ -130,7 +130,7 @@ def first_mismatch(expected: Mapping[str, Any], given: Mapping[str, Any]) -> str
 
 def build_trained_model(checkpoint: ModelCheckpoint, ema: bool = False) -> Any:
     """The checkpoint's network with its weights loaded, in eval mode."""
-    from nas.builder import build_model
+    from nas.builder import build_model  # torch: imported when used, not at module import
 
     model = build_model(checkpoint.spec)
     weights = checkpoint.weights(ema)

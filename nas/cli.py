@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a bad flag (2, already reported in one line)
         return int(exc.code or 0)
-    import optuna
+    import optuna  # optuna: imported when a study is used
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial would drown the progress bar
     try:

@@ -2,16 +2,16 @@
 
 A search counts thousands of candidates; building each one to count it would cost far more than
 this arithmetic (see ``benchmarks/counting.py``). Each block kind adds its layers to a
-:class:`Tally` in the order it builds them (:meth:`nas.kinds.block.BlockKind.cost`); the stem and
+:class:`Tally` in the order it builds them (:meth:`nas.kinds.block_kind.BlockKind.cost`); the stem and
 the head are counted here:
 
 * MACs are the multiply-adds of convolutions and linear layers only (the papers' "FLOPS"; norms,
   activations, pooling and the SE gate multiply are not counted, and neither is any statistic a
-  norm kind computes from its parameters, for every norm kind alike: see :mod:`nas.kinds.norm`).
+  norm kind computes from its parameters, for every norm kind alike: see :mod:`nas.kinds.norm_kind`).
   A conv producing an H x W x C_out map with kernel k and C_in / groups inputs per output costs
   H * W * C_out * k * k * C_in / groups.
 * Params count every trainable tensor: conv weights (no bias except SE), what the spec's norm kind
-  declares per norm (:meth:`nas.kinds.norm.NormKind.params`; 2 per channel for batchnorm,
+  declares per norm (:meth:`nas.kinds.norm_kind.NormKind.params`; 2 per channel for batchnorm,
   groupnorm and layernorm), the classifier's weight and bias.
 * Spatial size after a stride-s conv with 'same' padding is ceil(H / s).
 """
@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 
 from nas.errors import SpecError
 from nas.kinds import BLOCKS, NORMS
-from nas.kinds.block import strided
-from nas.kinds.norm import NormKind
+from nas.kinds.tally import Tally, strided
 from nas.spec import ArchSpec
 
 
@@ -48,30 +47,6 @@ class Cost:
     params: int
     stages: list[StageCost] = field(default_factory=list)
     peak_activation: int = 0
-
-
-class Tally:
-    """Running MACs, params and peak activation of one part of a network; block kinds add their
-    layers to it with :meth:`conv`, :meth:`norm` and :meth:`se`."""
-
-    def __init__(self, norm: NormKind) -> None:
-        self.norm_kind = norm
-        self.macs = 0
-        self.params = 0
-        self.peak = 0
-
-    def conv(self, in_ch: int, out_ch: int, kernel: int, size_out: int, groups: int = 1, bias: bool = False) -> None:
-        per_output = kernel * kernel * (in_ch // groups)
-        self.macs += size_out * size_out * out_ch * per_output
-        self.params += out_ch * per_output + (out_ch if bias else 0)
-        self.peak = max(self.peak, size_out * size_out * out_ch)
-
-    def norm(self, channels: int, activation_follows: bool = True) -> None:
-        self.params += self.norm_kind.params(channels, activation_follows)
-
-    def se(self, channels: int, reduced: int) -> None:
-        self.conv(channels, reduced, 1, 1, bias=True)
-        self.conv(reduced, channels, 1, 1, bias=True)
 
 
 def count(spec: ArchSpec, resolution: int | None = None) -> Cost:

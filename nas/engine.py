@@ -37,16 +37,22 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from nas.blockstrings import spec_to_block_strings
+from nas.checkpoint import read_torch_file
+from nas.controllers.sequence import SequenceController
+from nas.counting import count
 from nas.decisions import Decision, Proposal
-from nas.errors import ConfigError, StorageError
+from nas.errors import StorageError
 from nas.fileio import atomic_torch_save
 from nas.metrics import Metrics
 from nas.spec import ArchSpec
 from nas.store import HEARTBEAT_S, RunStore, TrialRecord
+from nas.training.budget import TrainBudget
+from runners.base import Runner, TrainJob
 
 CHECKPOINT = "controller.pt"
 STALE_CHECK_S = 10.0
@@ -59,7 +65,7 @@ class Plan:
 
     full: ArchSpec
     proxy: ArchSpec
-    budget: Any  # nas.training.TrainBudget
+    budget: TrainBudget
     extra: Mapping[str, float] = field(default_factory=dict)  # values stored with the trial (grid ratios)
 
 
@@ -70,6 +76,8 @@ class Stage:
     ``plan(choices)`` turns a proposal into a :class:`Plan`; ``trials`` is the stage's budget of
     trials (reuses count); ``checkpoint`` is where the controller's state is saved after every trial
     (None for controllers that are rebuilt from the store, such as a fixed list of points).
+    ``rewarded`` False stores measurements only (the reference network of an objective that
+    measures its references: it has no reward until they are known).
     """
 
     name: str
@@ -78,6 +86,7 @@ class Stage:
     trials: int
     plan: Callable[[tuple[int, ...]], Plan]
     checkpoint: Path | None = None
+    rewarded: bool = True
 
 
 @dataclass
@@ -99,8 +108,6 @@ def train_key(plan: Plan, measures_full_network: bool) -> str:
 
 
 def arch_string(spec: ArchSpec) -> str:
-    from nas.blockstrings import spec_to_block_strings
-
     return " ".join(spec_to_block_strings(spec, style="typed"))
 
 
@@ -150,33 +157,35 @@ class _Job:
 
 
 class Engine:
-    """Runs stages against one store, one objective, one dataset and one runner."""
+    """Runs stages against one store, one objective and one runner.
 
-    def __init__(self, store: RunStore, objective: Any, dataset: Any, data_ref: Any, device: str,
-                 runner: str = "local", runner_options: Mapping[str, Any] | None = None,
-                 measure_full_latency: bool = False, latency: Callable[[ArchSpec], float] | None = None,
-                 on_trial: Callable[[TrialRecord, int, int], None] | None = None) -> None:
+    ``runner`` builds the runner (``runners.runner_factory``, whose options were checked before the
+    run folder existed); it is called when the first job really trains. ``latency`` predicts the
+    full-size network's latency (a latency table) instead of timing it on the worker. ``outputs``
+    rewrites the job's files after each trial (default: trials.csv).
+    """
+
+    def __init__(self, store: RunStore, objective: Any, runner: Callable[[], Runner], data_ref: Any, device: str,
+                 latency: Callable[[ArchSpec], float] | None = None,
+                 on_trial: Callable[[TrialRecord, int, int], None] | None = None,
+                 outputs: Callable[[], None] | None = None) -> None:
         self.store = store
         self.objective = objective
-        self.dataset = dataset
         self.data_ref = data_ref
         self.device = device
-        self.runner_name = runner
-        self.runner_options = dict(runner_options or {})
-        self.measure_full_latency = measure_full_latency and latency is None
+        self.measure_full_latency = bool(getattr(objective, "needs_latency", False)) and latency is None
         self.latency = latency
         self.on_trial = on_trial
-        self._runner: Any = None
+        self.outputs = outputs or store.write_trials_csv
+        self._make_runner = runner
+        self._runner: Runner | None = None
         self._heartbeat = _Heartbeat(store)
 
     # ----------------------------------------------------------------------------- runner
-    def runner(self) -> Any:
+    def runner(self) -> Runner:
         """The runner, started at the first job that really trains (a fully reused stage starts none)."""
         if self._runner is None:
-            from runners import make_runner
-
-            self._runner = make_runner(self.runner_name, device=self.device, dataset=self.dataset,
-                                       data_ref=self.data_ref, run_dir=self.store.run_dir, **self.runner_options)
+            self._runner = self._make_runner()
         return self._runner
 
     def close(self) -> None:
@@ -246,8 +255,6 @@ class Engine:
 
     def _dispatch(self, stage: Stage, job: _Job, in_flight: dict[int, _Job], waiting: dict[str, list[_Job]],
                   result: StageResult, told: set[int]) -> None:
-        from runners.base import TrainJob
-
         self._heartbeat.add(job.number)
         done, elsewhere = self._trained_or_training_elsewhere(job.key, job.number)
         if done is not None:
@@ -312,8 +319,6 @@ class Engine:
     # ---------------------------------------------------------------------------- results
     def values(self, plan: Plan, metrics: Metrics) -> dict[str, float]:
         """The objective's inputs: the full-size network's counted cost, the proxy's measurements, extras."""
-        from nas.counting import count
-
         cost = count(plan.full)
         values = {"macs": float(cost.macs), "params": float(cost.params)}
         for name in ("accuracy", "step_time_ms", "latency_ms"):
@@ -329,7 +334,7 @@ class Engine:
                 told: set[int]) -> TrialRecord:
         values = self.values(job.plan, metrics)
         reward = None
-        if metrics.status in ("ok", "pruned") and metrics.accuracy is not None:
+        if stage.rewarded and metrics.status in ("ok", "pruned") and metrics.accuracy is not None:
             reward = self.objective.reward(values)
         choices = {d.name: d.options[i] for d, i in zip(stage.decisions, job.proposal.choices)}
         record = TrialRecord(choices=choices, indices=job.proposal.choices, metrics=metrics, spec=job.plan.full,
@@ -345,7 +350,7 @@ class Engine:
         stage.controller.tell(job.proposal, reward, values)
         told.add(job.number)
         self._save_checkpoint(stage, told)
-        self.store.write_outputs()
+        self.outputs()
         if self.on_trial is not None:
             self.on_trial(record, len(self.store.records(stage.name)), stage.trials)
         return record
@@ -355,8 +360,6 @@ class Engine:
         """Load the controller checkpoint and replay stored trials it has not seen; returns the told set."""
         told: set[int] = set()
         if stage.checkpoint is not None and stage.checkpoint.exists():
-            from nas.checkpoint import read_torch_file
-
             checkpoint = read_torch_file(stage.checkpoint, "controller checkpoint")
             try:
                 stage.controller.load_state_dict(checkpoint["controller"])
@@ -377,41 +380,10 @@ class Engine:
                                "controller_name": getattr(stage.controller, "name", "")}, stage.checkpoint)
 
 
-def measure_reference_step_time(full: ArchSpec, proxy: ArchSpec, data_ref: Any, dataset: Any, budget: Any,
-                                device: str) -> float:
-    """The v2 reward's default step-time reference: the proxy of ``full`` timed for a few steps."""
-    from runners.base import TrainJob, run_job
-
-    job = TrainJob(trial=-1, spec=proxy, dataset=data_ref, budget=replace(budget, steps=12), device=device,
-                   full_spec=full)
-    metrics = run_job(job, data=dataset)
-    if not metrics.ok or not metrics.step_time_ms:
-        raise ConfigError(f"could not measure the reference step time for the v2 reward: {metrics.error}",
-                          field="step_time_ref_ms")
-    return float(metrics.step_time_ms)
-
-
-def with_v2_references(options: dict[str, Any], objective: str, full: ArchSpec, proxy: ArchSpec,
-                       data_ref: Any, dataset: Any, budget: Any, device: str) -> dict[str, Any]:
-    """Fill the v2 reward's missing references from a reference network: its params and its proxy's step time."""
-    from nas.counting import count
-
-    if objective != "v2":
-        return {}
-    refs: dict[str, Any] = {}
-    if options.get("params_ref") is None:
-        refs["params_ref"] = float(count(full).params)
-    if options.get("step_time_ref_ms") is None:
-        refs["step_time_ref_ms"] = measure_reference_step_time(full, proxy, data_ref, dataset, budget, device)
-    return refs
-
-
 def proposals_in_order(decisions: Sequence[Decision], points: Sequence[Sequence[int]]) -> Any:
     """A controller that proposes ``points`` one after the other (see :mod:`nas.controllers.sequence`)."""
-    from nas.controllers.sequence import SequenceController
-
     return SequenceController(decisions, points=points)
 
 
-__all__ = ["CHECKPOINT", "Engine", "Plan", "Stage", "StageResult", "arch_string", "error_kind",
-           "measure_reference_step_time", "proposals_in_order", "train_key", "with_v2_references"]
+__all__ = ["CHECKPOINT", "Engine", "Plan", "Stage", "StageResult", "arch_string", "error_kind", "proposals_in_order",
+           "train_key"]

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from nas.errors import NasError, StorageError
 
 # The process's umask, read once: mkstemp creates files readable by their owner only, and a
 # finished file should get the permissions an ordinary open() would have given it.
@@ -48,7 +49,7 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     _atomic(path, lambda tmp: torch.save(obj, tmp))
 
@@ -76,8 +77,6 @@ def check_output_file(path: str | Path, field: str = "out") -> Path:
     Raises StorageError on ``field`` (its message starts with the field's name): the path is a
     folder, its folder cannot be created (a regular file in the way) or is not writable.
     """
-    from nas.errors import StorageError
-
     path = Path(path).expanduser()
     if path.is_dir():
         raise StorageError(f"{field} {path}: is a folder, expected a file name", field=field)
@@ -92,3 +91,18 @@ def check_output_file(path: str | Path, field: str = "out") -> Path:
     except OSError as exc:
         raise StorageError(f"{field} {path}: cannot write there ({exc.strerror or exc})", field=field) from None
     return path
+
+
+def read_json_object(path: str | Path, what: str, shown: str | None = None,
+                     error: type[NasError] = StorageError) -> dict[str, Any]:
+    """The JSON object in ``path``; one line ``<shown>: unreadable <what> (...)`` otherwise (``shown``
+    defaults to the path; an option names its flag there)."""
+    name = shown or str(path)
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise error(f"{name}: unreadable {what} ({exc})") from None
+    if not isinstance(data, dict):
+        raise error(f"{name}: not a {what} (a JSON object was expected)")
+    return data
+

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 STATUSES = ("ok", "diverged", "failed", "pruned")
 
@@ -42,7 +42,6 @@ class Metrics:
     minival_size: int = 0
     correct: str = ""
 
-
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
@@ -71,20 +70,12 @@ class Metrics:
 
 def pack_correct(mask: Any) -> str:
     """A bool vector (numpy or torch) as a compact base64 bitmap (numpy's big-endian bit order)."""
-    import base64
-
-    import numpy as np
-
     bits = np.packbits(np.asarray(mask, dtype=bool).reshape(-1))
     return base64.b64encode(bits.tobytes()).decode("ascii")
 
 
 def unpack_correct(text: str, size: int) -> "np.ndarray":
     """The inverse of :func:`pack_correct`; ``size`` drops the padding bits of the last byte."""
-    import base64
-
-    import numpy as np
-
     bits = np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))
     if bits.shape[0] < size:
         raise ValueError(f"correctness bitmap holds {bits.shape[0]} bits, expected {size}")

@@ -40,7 +40,7 @@ _NOT_OBJECTIVES = ("trial", "reused_from", "front", "crowding")
 
 # ------------------------------------------------------------------------------------ objectives
 @dataclass(frozen=True)
-class Objective:
+class Axis:
     """One axis of the trade-off: a column name and whether larger or smaller is better."""
 
     name: str
@@ -55,14 +55,14 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class Objectives:
+class Axes:
     """The objectives of one Pareto analysis, in the order the user gave them.
 
-    >>> Objectives.parse("accuracy:max,macs:min").directions
+    >>> Axes.parse("accuracy:max,macs:min").directions
     ('max', 'min')
     """
 
-    items: tuple[Objective, ...]
+    items: tuple[Axis, ...]
 
     def __post_init__(self) -> None:
         if not self.items:
@@ -73,9 +73,9 @@ class Objectives:
             raise ConfigError(f"objectives: {', '.join(dupes)} given twice", field="objectives")
 
     @classmethod
-    def parse(cls, text: str | Sequence[str] | "Objectives") -> "Objectives":
+    def parse(cls, text: str | Sequence[str] | "Axes") -> "Axes":
         """Read ``"accuracy:max,macs:min"``; a bare name means ``max`` except for known costs."""
-        if isinstance(text, Objectives):
+        if isinstance(text, Axes):
             return text
         parts = text.split(",") if isinstance(text, str) else list(text)
         items = []
@@ -91,7 +91,7 @@ class Objectives:
                 direction = "max" if name in ("accuracy", "reward") else "min"
             if direction not in DIRECTIONS:
                 raise ConfigError(f"objectives: {part!r}: direction must be max or min", field="objectives")
-            items.append(Objective(name, direction))
+            items.append(Axis(name, direction))
         return cls(tuple(items))
 
     @property
@@ -392,7 +392,7 @@ class ParetoResult:
     left out and why, e.g. ``{"failed": 3, "pruned": 2, "repeat": 4}``.
     """
 
-    objectives: Objectives
+    objectives: Axes
     candidates: "pd.DataFrame"
     excluded: Mapping[str, int] = field(default_factory=dict)
     label: str = ""
@@ -439,7 +439,7 @@ class ParetoResult:
 
 def numeric_columns(frame: "pd.DataFrame") -> list[str]:
     """Columns of a trials frame that can be objectives: the metric columns and numeric params."""
-    import pandas as pd
+    import pandas as pd  # pandas: imported when a table is made
 
     names = [c for c in METRIC_COLUMNS if c in frame.columns]
     for c in frame.columns:
@@ -450,16 +450,16 @@ def numeric_columns(frame: "pd.DataFrame") -> list[str]:
     return names
 
 
-def analyze(frame: "pd.DataFrame", objectives: str | Objectives = DEFAULT_OBJECTIVES, label: str = "") -> ParetoResult:
+def analyze(frame: "pd.DataFrame", objectives: str | Axes = DEFAULT_OBJECTIVES, label: str = "") -> ParetoResult:
     """Front ranks and crowding of a run's candidates (``frame``: ``RunStore.dataframe()`` or trials.csv).
 
     Rows whose status is not ``ok`` are excluded and counted by status. An architecture proposed
     several times (same ``key``) counts once: the first trial is kept, later ones are counted as
     repeats. Rows missing a value of an objective (e.g. no latency measured) are excluded and counted.
     """
-    import pandas as pd
+    import pandas as pd  # pandas: imported when a table is made
 
-    objectives = Objectives.parse(objectives)
+    objectives = Axes.parse(objectives)
     available = numeric_columns(frame)
     for name in objectives.names:
         if name not in available:
@@ -524,6 +524,6 @@ def normalized_hypervolume(hv: float, ideal: Sequence[float], reference: Sequenc
     return hv / box if box > 0 else float("nan")
 
 
-__all__ = ["Objective", "Objectives", "ParetoResult", "analyze", "common_reference", "crowding_distance",
+__all__ = ["Axis", "Axes", "ParetoResult", "analyze", "common_reference", "crowding_distance",
            "default_reference", "front_ranks", "hypervolume", "ideal_point", "knee_index", "non_dominated_mask",
            "normalized_hypervolume", "numeric_columns", "to_minimization", "DEFAULT_OBJECTIVES"]

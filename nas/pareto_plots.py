@@ -17,7 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from nas.errors import ConfigError
-from nas.pareto import Objective, ParetoResult, non_dominated_mask
+from nas.fileio import atomic_write_text
+from nas.pareto import Axis, ParetoResult, non_dominated_mask
 
 AXIS_LABELS = {
     "accuracy": "minival top-1 accuracy",
@@ -31,7 +32,7 @@ AXIS_LABELS = {
 HOVER_COLUMNS = ("accuracy", "macs", "params", "latency_ms", "step_time_ms", "reward")
 
 
-def plot_axes(results: Sequence[ParetoResult]) -> tuple[Objective, Objective]:
+def plot_axes(results: Sequence[ParetoResult]) -> tuple[Axis, Axis]:
     """(x, y): the first minimized objective across, the first maximized one up.
 
     When all objectives share a direction the second goes across and the first up.
@@ -48,12 +49,12 @@ def plot_axes(results: Sequence[ParetoResult]) -> tuple[Objective, Objective]:
     return x, y
 
 
-def axis_label(objective: Objective) -> str:
+def axis_label(objective: Axis) -> str:
     better = "higher" if objective.direction == "max" else "lower"
     return f"{AXIS_LABELS.get(objective.name, objective.name)} ({better} is better)"
 
 
-def staircase(result: ParetoResult, x: Objective, y: Objective) -> tuple[np.ndarray, np.ndarray, str]:
+def staircase(result: ParetoResult, x: Axis, y: Axis) -> tuple[np.ndarray, np.ndarray, str]:
     """Frontier of the plotted pair sorted by x, and the step mode that traces its dominated edge.
 
     With x minimized the level of a point holds to its right until the next point ("post"); with x
@@ -65,7 +66,7 @@ def staircase(result: ParetoResult, x: Objective, y: Objective) -> tuple[np.ndar
     return front[:, 0], front[:, 1], "post" if x.direction == "min" else "pre"
 
 
-def _use_log(results: Sequence[ParetoResult], x: Objective, log_x: bool | None) -> bool:
+def _use_log(results: Sequence[ParetoResult], x: Axis, log_x: bool | None) -> bool:
     if log_x is not None:
         return log_x
     return all((r.candidates[x.name].astype(float) > 0).all() for r in results)
@@ -79,7 +80,7 @@ def _marked(result: ParetoResult) -> dict[str, int]:
     return {**({"B0": b0} if b0 is not None else {}), "knee": knee}
 
 
-def accuracy_errors(frame, objective: Objective) -> tuple[np.ndarray, np.ndarray] | None:
+def accuracy_errors(frame, objective: Axis) -> tuple[np.ndarray, np.ndarray] | None:
     """(below, above) distances to the 95% Wilson interval when ``objective`` is the accuracy."""
     if objective.name != "accuracy" or not {"accuracy_low", "accuracy_high"} <= set(frame.columns):
         return None
@@ -98,7 +99,7 @@ def _labels(results: Sequence[ParetoResult]) -> list[str]:
 def save_png(results: Sequence[ParetoResult], path: str | Path, title: str | None = None,
              log_x: bool | None = None) -> Path:
     """Write the static plot; the figure is built without pyplot, so no global state is touched."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # plotting: imported only to draw
     from matplotlib.figure import Figure
 
     x, y = plot_axes(results)
@@ -163,7 +164,7 @@ def _hover(row, label: str, objectives: Sequence[str]) -> str:
 
 def figure_html(results: Sequence[ParetoResult], title: str | None = None, log_x: bool | None = None):
     """The plotly figure (hover: block strings and metrics of each candidate)."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # plotting: imported only to draw
 
     x, y = plot_axes(results)
     fig = go.Figure()
@@ -211,8 +212,6 @@ def figure_html(results: Sequence[ParetoResult], title: str | None = None, log_x
 def save_html(results: Sequence[ParetoResult], path: str | Path, title: str | None = None,
               log_x: bool | None = None, include_plotlyjs: bool | str = True) -> Path:
     """Write the interactive page; by default plotly.js is embedded so the file works offline."""
-    from nas.fileio import atomic_write_text
-
     fig = figure_html(results, title, log_x)
     path = Path(path)
     atomic_write_text(path, fig.to_html(include_plotlyjs=include_plotlyjs, full_html=True))

@@ -7,10 +7,9 @@ tests/test_presets.py against the official / timm ``tf_`` ports' numbers.
 
 from __future__ import annotations
 
-from typing import Callable
-
 from nas.blockstrings import spec_from_block_strings
-from nas.errors import SpecError, unknown_name
+from nas.errors import SpecError
+from nas.registry import Registry
 from nas.scaling import EFFICIENTNET_PARAMS, scale_spec
 from nas.spec import ArchSpec
 
@@ -65,18 +64,19 @@ def mnasnet(variant: str) -> ArchSpec:
                                    name=f"mnasnet-{variant}")
 
 
-PRESETS: dict[str, Callable[[], ArchSpec]] = {
+# name -> zero-argument function returning the spec
+PRESETS: Registry = Registry("preset", {
     **{name: (lambda n=name: efficientnet(n)) for name in EFFICIENTNET_PARAMS},
     **{f"efficientnetv2-{s}": (lambda s=s: efficientnet_v2(s)) for s in EFFICIENTNET_V2_BLOCKS},
     **{f"mnasnet-{v}": (lambda v=v: mnasnet(v)) for v in MNASNET_BLOCKS},
-}
+}, error=SpecError)
 
 
 def preset(name: str) -> ArchSpec:
     """The spec of a published network by name (case-insensitive), e.g. ``efficientnet-b0``."""
     key = name.strip().lower() if isinstance(name, str) else name
-    if key not in PRESETS:
-        raise unknown_name("preset", str(name), list(PRESETS), error=SpecError)
+    if not isinstance(key, str) or key not in PRESETS:
+        PRESETS.check(str(name))
     return PRESETS[key]()
 
 

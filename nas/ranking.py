@@ -80,6 +80,18 @@ def candidates(records: Sequence[Any]) -> list[Candidate]:
     return [Candidate(c.key, c.search, c.search_rank, c.rerank, ranks.get(c.key)) for c in out]
 
 
+def ranked(records: Sequence[Any], stage: str = SEARCH, unique: bool = True) -> list[Any]:
+    """Successful candidates of a stage by reward, best first; repeats of one network appear once."""
+    seen, out = set(), []
+    ok = [r for r in records if r.stage == stage and r.metrics.ok and r.reward is not None]
+    for r in sorted(ok, key=lambda r: (-r.reward, r.number)):
+        if unique and r.key in seen:
+            continue
+        seen.add(r.key)
+        out.append(r)
+    return out
+
+
 def choose_b0(records: Sequence[Any]) -> Choice | None:
     """B0: the best by mean re-ranked reward when any candidate was re-ranked, else by search reward."""
     found = candidates(records)
@@ -160,4 +172,4 @@ def b0_document(choice: Choice, records: Sequence[Any], config: Mapping[str, Any
 
 
 __all__ = ["Candidate", "Choice", "RERANK", "SEARCH", "accuracy_interval", "b0_document", "candidates",
-           "choose_b0", "ties_with_b0", "trial_document"]
+           "choose_b0", "ranked", "ties_with_b0", "trial_document"]

@@ -238,7 +238,7 @@ class ArchSpec:
         """The spec reduced to what determines the built network.
 
         Equivalences folded here: each block kind names its canonical kind
-        (:meth:`nas.kinds.block.BlockKind.canonical`: a ``ds`` block is an ``mbconv`` with expansion
+        (:meth:`nas.kinds.block_kind.BlockKind.canonical`: a ``ds`` block is an ``mbconv`` with expansion
         1, a ``fused_mbconv`` with expansion 1 and no SE is a ``conv`` block); ``skip`` is dropped on stages where no block can have a residual, and the
         drop-connect rate where no block has one; the label ``name`` and ``scale_head`` (which only
         matters to later scaling) are dropped.

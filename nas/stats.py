@@ -59,7 +59,7 @@ class PairedTest:
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedTest:
     """Exact (binomial) McNemar test of two per-image correctness vectors of the same split."""
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # scipy: imported when a statistic is computed
 
     a = np.asarray(correct_a, dtype=bool)
     b = np.asarray(correct_b, dtype=bool)
@@ -90,7 +90,7 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], resamples: int = 2000
     resamples pairs with replacement; resamples where a correlation is undefined (all values tied)
     are dropped.
     """
-    from scipy.stats import kendalltau, spearmanr
+    from scipy.stats import kendalltau, spearmanr  # scipy: imported when a statistic is computed
 
     xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if xs.shape != ys.shape or xs.shape[0] < 3:

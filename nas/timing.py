@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.device import synchronize
+from nas.builder import build_model
+from nas.device import resolve_device, synchronize
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -104,9 +105,6 @@ def measure_latency_ms(spec: Any, device: torch.device | str = "cpu", batch: int
     Builds the model with fixed weights (latency does not depend on their values) in channels_last;
     bf16 autocast on CUDA, as the trainer evaluates there.
     """
-    from nas.builder import build_model
-    from nas.device import resolve_device
-
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     model = build_model(spec, generator=torch.Generator().manual_seed(0))
     model = model.to(device=device, memory_format=torch.channels_last)

@@ -1,36 +1,34 @@
 """Rewards of the search and their registry.
 
-``OBJECTIVES`` maps a name to a factory ``(**options) -> Objective``; ``make_objective`` checks the
-name and the options and raises a one-line ConfigError listing the valid ones.
+``OBJECTIVES`` maps a name to an objective class: ``make_objective(name, **options)`` checks the name
+and the options (a one-line ConfigError listing the valid ones); ``objective_from_settings(settings)``
+is the objective a job's settings describe (each class reads the settings it needs).
 """
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable
+from typing import Any
 
-from nas.errors import ConfigError, unknown_name
+from nas.registry import Registry
 from objectives.accuracy import AccuracyObjective
 from objectives.base import VALUE_KEYS, Objective
 from objectives.mnas import MnasObjective
 from objectives.units import format_quantity, parse_quantity
 from objectives.v2 import V2Objective
 
-OBJECTIVES: dict[str, Callable[..., Objective]] = {"mnas": MnasObjective, "v2": V2Objective,
-                                                  "accuracy": AccuracyObjective}
+OBJECTIVES: Registry = Registry("objective", {"mnas": MnasObjective, "v2": V2Objective,
+                                              "accuracy": AccuracyObjective}, field="objective")
 
 
 def make_objective(name: str, **options: Any) -> Objective:
     """Build a registered objective, e.g. ``make_objective("mnas", cost="latency", target="75ms")``."""
-    if name not in OBJECTIVES:
-        raise unknown_name("objective", name, list(OBJECTIVES))
-    valid = set(inspect.signature(OBJECTIVES[name]).parameters)
-    bad = sorted(set(options) - valid)
-    if bad:
-        raise ConfigError(f"objective {name!r}: unknown option(s) {', '.join(bad)}; "
-                          f"valid: {', '.join(sorted(valid)) or 'none'}", field="objective")
-    return OBJECTIVES[name](**options)
+    return OBJECTIVES.create(name, **options)
+
+
+def objective_from_settings(settings: Any) -> Objective:
+    """The objective named by ``settings.objective``, built from the settings (see ``Objective.from_settings``)."""
+    return OBJECTIVES[settings.objective].from_settings(settings)
 
 
 __all__ = ["OBJECTIVES", "AccuracyObjective", "Objective", "MnasObjective", "V2Objective", "VALUE_KEYS", "make_objective",
-           "parse_quantity", "format_quantity"]
+           "objective_from_settings", "parse_quantity", "format_quantity"]

@@ -41,10 +41,32 @@ def number(name: str, value: Any, owner: str) -> float:
 
 
 class Objective(ABC):
-    """Base class. ``directions`` maps each raw value to "max" or "min"."""
+    """Base class. ``directions`` maps each raw value to "max" or "min".
+
+    ``needs_latency``: the reward uses the full-size network's latency, which the search then
+    measures on the worker (or predicts from a latency table). ``references``: settings the
+    objective measures on a reference network when they are not given (v2's step time and params):
+    a job trains the reference where its candidates train and hands its values to
+    :meth:`references_from`.
+    """
 
     name: str = "objective"
     directions: dict[str, str] = {}
+    needs_latency: bool = False
+    references: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Objective":
+        """The objective a job's settings describe (attributes ``cost``, ``target``, ``w``, ...)."""
+        return cls()
+
+    def missing_references(self) -> tuple[str, ...]:
+        """The references this objective still needs measured (none given, none measured yet)."""
+        return tuple(name for name in self.references if getattr(self, name, None) is None)
+
+    def references_from(self, values: Mapping[str, float]) -> dict[str, float]:
+        """The missing references, from the measured values of the reference network."""
+        return {}
 
     def values(self, values: Mapping[str, Any]) -> dict[str, float]:
         """The raw values this objective trades off (those of :attr:`directions` that are present)."""

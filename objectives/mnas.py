@@ -52,6 +52,12 @@ class MnasObjective(Objective):
         else:
             self.alpha, self.beta = 0.0, -1.0 if w is None else number("w", w, self.name)
         self.directions = {"accuracy": "max", self.key: "min"}
+        self.needs_latency = cost == "latency"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "MnasObjective":
+        """From ``cost``, ``target``, ``w`` and ``reward_constraint`` (a search's ``constraint``)."""
+        return cls(cost=settings.cost, target=settings.target, constraint=settings.reward_constraint, w=settings.w)
 
     def _reward(self, accuracy: float, values: Mapping[str, Any]) -> float:
         x = self.need(values, self.key)

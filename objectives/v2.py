@@ -21,6 +21,7 @@ class V2Objective(Objective):
 
     name = "v2"
     directions = {"accuracy": "max", "step_time_ms": "min", "params": "min"}
+    references = ("step_time_ref_ms", "params_ref")
 
     def __init__(self, w: float = -0.07, v: float = -0.05, step_time_ref_ms: str | float | None = None,
                  params_ref: str | float | None = None) -> None:
@@ -29,6 +30,20 @@ class V2Objective(Objective):
         self.step_time_ref_ms = None if step_time_ref_ms is None else \
             parse_quantity(step_time_ref_ms, kind="step_time_ms", what="step_time_ref_ms")
         self.params_ref = None if params_ref is None else parse_quantity(params_ref, kind="params", what="params_ref")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "V2Objective":
+        """From ``w``, ``v`` and the references ``step_time_ref_ms`` / ``params_ref`` (None: measured)."""
+        options = {name: getattr(settings, name) for name in ("w", "v", "step_time_ref_ms", "params_ref")}
+        return cls(**{name: value for name, value in options.items() if value is not None})
+
+    def references_from(self, values: Mapping[str, float]) -> dict[str, float]:
+        """The reference network's proxy step time and full-size params, where none were given."""
+        measured = {"step_time_ref_ms": values.get("step_time_ms"), "params_ref": values.get("params")}
+        missing = self.missing_references()
+        if any(measured[name] is None for name in missing):
+            raise ConfigError(f"v2 objective: the reference network gave no {' or '.join(missing)}")
+        return {name: float(measured[name]) for name in missing}
 
     def _reward(self, accuracy: float, values: Mapping[str, Any]) -> float:
         if self.step_time_ref_ms is None or self.params_ref is None:

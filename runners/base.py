@@ -9,28 +9,13 @@ from __future__ import annotations
 
 import abc
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from nas.data.ref import DatasetRef, cached_dataset
 from nas.metrics import Metrics
 from nas.spec import ArchSpec
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """How a worker finds the data: by name and folder, so that nothing large travels with a job.
-
-    ``cache_dir`` (with ``resolution``, the proxy resolution) reads the data through the data cache
-    (nas/data/cache.py): memory-mapped files every worker of a node shares; ``rebuild_cache`` lets
-    a cache of another dataset, resolution or source be rebuilt instead of refused.
-    """
-
-    name: str = "digits"
-    data_dir: str | None = None
-    seed: int = 0
-    cache_dir: str | None = None
-    resolution: int | None = None
-    rebuild_cache: bool = False
+from nas.training.budget import TrainBudget
 
 
 @dataclass(frozen=True)
@@ -40,40 +25,17 @@ class TrainJob:
     trial: int
     spec: ArchSpec
     dataset: DatasetRef
-    budget: Any  # nas.training.TrainBudget (kept loose here so runners import no torch at module load)
+    budget: TrainBudget
     device: str = "auto"
     full_spec: ArchSpec | None = None  # the full-size candidate, for its counted cost
     measure_full_latency: bool = False
     tag: dict[str, Any] = field(default_factory=dict)
 
 
-def dataset_ref(config: Any) -> DatasetRef:
-    """The :class:`DatasetRef` of a search-like config (``dataset``, ``data_dir``, ``seed``, and the
-    optional ``data_cache`` / ``rebuild_cache``: the data cache at the config's ``proxy_resolution``)."""
-    cache = getattr(config, "data_cache", None)
-    return DatasetRef(config.dataset, config.data_dir, config.seed, cache_dir=str(cache) if cache else None,
-                      resolution=int(config.proxy_resolution) if cache else None,
-                      rebuild_cache=bool(getattr(config, "rebuild_cache", False)))
-
-
-_DATA_CACHE: dict[DatasetRef, Any] = {}
-
-
-def cached_dataset(ref: DatasetRef) -> Any:
-    """Load a dataset once per process (a local run or one Ray worker) and keep it."""
-    from nas.data import load_dataset
-
-    if ref not in _DATA_CACHE:
-        _DATA_CACHE[ref] = load_dataset(ref.name, ref.data_dir, seed=ref.seed, cache_dir=ref.cache_dir,
-                                        resolution=ref.resolution if ref.cache_dir else None,
-                                        rebuild_cache=ref.rebuild_cache)
-    return _DATA_CACHE[ref]
-
-
 def run_job(job: TrainJob, on_epoch: Callable[[int, float], Any] | None = None, data: Any = None) -> Metrics:
     """Train one candidate; never raises for a training failure (the metrics say ``failed``)."""
     from nas.device import resolve_device
-    from nas.training import train_candidate
+    from nas.training.candidate import train_candidate  # torch: imported where a job trains
 
     start = time.perf_counter()
     try:
@@ -81,9 +43,7 @@ def run_job(job: TrainJob, on_epoch: Callable[[int, float], Any] | None = None, 
         device = resolve_device(job.device)
         metrics = train_candidate(job.spec, dataset, job.budget, device, on_epoch=on_epoch)
         if job.measure_full_latency and job.full_spec is not None and metrics.ok:
-            from nas.timing import measure_latency_ms
-
-            from dataclasses import replace
+            from nas.timing import measure_latency_ms  # torch: imported when used, not at module import
 
             metrics = replace(metrics, latency_ms=measure_latency_ms(job.full_spec, device))
         return metrics
@@ -93,9 +53,17 @@ def run_job(job: TrainJob, on_epoch: Callable[[int, float], Any] | None = None, 
 
 
 class Runner(abc.ABC):
-    """Trains jobs; ``capacity`` is how many may be in flight at once."""
+    """Trains jobs; ``capacity`` is how many may be in flight at once.
+
+    A runner is built by ``Runner(device=..., dataset=..., data_ref=..., run_dir=..., **options)``;
+    :meth:`check_options` refuses bad ``options`` before anything is started or written.
+    """
 
     capacity: int = 1
+
+    @classmethod
+    def check_options(cls, *, probe: bool = False, **options: Any) -> None:
+        """Refuse option values that cannot work (``probe``: also contact what the options name)."""
 
     @abc.abstractmethod
     def submit(self, job: TrainJob) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from nas.metrics import Metrics
 from runners.base import Runner, TrainJob, run_job
@@ -13,7 +14,9 @@ class LocalRunner(Runner):
 
     capacity = 1
 
-    def __init__(self, **_: object) -> None:
+    def __init__(self, *, device: str = "auto", dataset: Any = None, data_ref: Any = None,
+                 run_dir: Any = None) -> None:
+        # Each job names its data and device itself (run_job loads the data once per process).
         self._queue: deque[TrainJob] = deque()
 
     def submit(self, job: TrainJob) -> None:

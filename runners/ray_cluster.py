@@ -28,9 +28,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.data.ref import DatasetRef
 from nas.errors import ConfigError, unknown_name
 from nas.metrics import Metrics
-from runners.base import DatasetRef, Runner, TrainJob
+from runners.base import Runner, TrainJob
+from runners.ray_support import (
+    AshaCoordinator,
+    TrainWorker,
+    WorkerResult,
+    check_address,
+    check_node_ip,
+    link_logs,
+    reap_stale_sessions,
+    temp_root,
+)
 
 SCHEDULERS = ("fifo", "asha")
 EVENT_LOG = "ray_runner.jsonl"
@@ -75,6 +86,10 @@ MAX_FAILED_STARTS = 3  # a slot whose actors die this often in a row before answ
 START_GRACE_S = 5.0  # after the first worker answered, how long the others get before jobs start
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class RayRunner(Runner):
     """Train candidates on Ray actors; see the module docstring for the design.
 
@@ -107,17 +122,16 @@ class RayRunner(Runner):
                  num_cpus: int | None = None, data: str = "put", asha_grace_period: int = 1,
                  asha_reduction_factor: float = 3, actor_timeout_s: float = 600.0,
                  connect_timeout_s: float = 10.0) -> None:
+        self.check_options(workers=workers, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial,
+                           retries=retries, scheduler=scheduler, num_cpus=num_cpus, data=data,
+                           asha_reduction_factor=asha_reduction_factor, node_ip_address=node_ip_address)
         self.device = device
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.scheduler = scheduler or "fifo"
         self.retries = 2 if retries is None else retries
         self.cpus_per_trial = 1.0 if cpus_per_trial is None else float(cpus_per_trial)
-        self._check_options(workers, gpus_per_trial, data, asha_reduction_factor, num_cpus)
         if dataset is None and data_ref is None:
             raise ConfigError("the ray runner needs a dataset or a dataset reference", field="dataset")
-        from runners.ray_support import check_node_ip
-
-        check_node_ip(node_ip_address)
         self._asha = (asha_grace_period, asha_reduction_factor)
         self._data_ref = data_ref
         self._data_mode = data if dataset is not None else "load"
@@ -130,7 +144,7 @@ class RayRunner(Runner):
         self._owns_connection = False
         self._closed = False
 
-        import ray
+        import ray  # ray: imported only by a Ray run
 
         self._ray = ray
         self._connect(address, node_ip_address, num_cpus, float(connect_timeout_s))
@@ -150,24 +164,38 @@ class RayRunner(Runner):
             raise
 
     # --------------------------------------------------------------------------- setup
-    def _check_options(self, workers: int | None, gpus: float | None, data: str, rf: float,
-                       num_cpus: int | None) -> None:
-        if self.scheduler not in SCHEDULERS:
-            raise unknown_name("scheduler", self.scheduler, SCHEDULERS)
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
+    @classmethod
+    def check_options(cls, *, address: str | None = None, node_ip_address: str | None = None,
+                      workers: int | None = None, gpus_per_trial: float | None = None,
+                      cpus_per_trial: float | None = None, retries: int | None = None, scheduler: str | None = None,
+                      num_cpus: int | None = None, data: str = "put", asha_reduction_factor: float = 3,
+                      probe: bool = False, **_: Any) -> None:
+        """Refuse every option value that cannot work, before anything starts or is written.
+
+        ``probe`` also asks the cluster at ``address`` (within seconds): a search calls this before
+        its run folder exists, so a typo or a wrong address leaves nothing behind.
+        """
+        if (scheduler or "fifo") not in SCHEDULERS:
+            raise unknown_name("scheduler", scheduler, SCHEDULERS, field="scheduler")
+        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}", field="workers")
-        if not self.cpus_per_trial > 0:
-            raise ConfigError(f"cpus_per_trial must be > 0, got {self.cpus_per_trial!r}", field="cpus_per_trial")
-        if gpus is not None and not gpus >= 0:
-            raise ConfigError(f"gpus_per_trial must be >= 0, got {gpus!r}", field="gpus_per_trial")
-        if not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigError(f"retries must be an integer >= 0, got {self.retries!r}", field="retries")
+        if cpus_per_trial is not None and not (_finite(cpus_per_trial) and cpus_per_trial > 0):
+            raise ConfigError(f"cpus_per_trial must be > 0, got {cpus_per_trial!r}", field="cpus_per_trial")
+        if gpus_per_trial is not None and not (_finite(gpus_per_trial) and gpus_per_trial >= 0):
+            raise ConfigError(f"gpus_per_trial must be >= 0, got {gpus_per_trial!r}", field="gpus_per_trial")
+        if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or retries < 0):
+            raise ConfigError(f"retries must be an integer >= 0, got {retries!r}", field="retries")
         if data not in ("put", "load"):
             raise unknown_name("data mode", data, ("put", "load"))
-        if not rf > 1:
-            raise ConfigError(f"asha_reduction_factor must be > 1, got {rf!r}", field="asha_reduction_factor")
+        if not asha_reduction_factor > 1:
+            raise ConfigError(f"asha_reduction_factor must be > 1, got {asha_reduction_factor!r}",
+                              field="asha_reduction_factor")
         if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
             raise ConfigError(f"num_cpus must be an integer >= 1, got {num_cpus!r}", field="num_cpus")
+
+        check_node_ip(node_ip_address)
+        if probe and address:
+            check_address(str(address), node_ip_address)
 
     def _connect(self, address: str | None, node_ip_address: str | None, num_cpus: int | None,
                  timeout_s: float) -> None:
@@ -188,8 +216,6 @@ class RayRunner(Runner):
                                   f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
                                   field="address") from None
         else:
-            from runners.ray_support import link_logs, reap_stale_sessions, temp_root
-
             root = temp_root(self.run_dir)
             reaped = reap_stale_sessions(root)
             if reaped:
@@ -203,8 +229,6 @@ class RayRunner(Runner):
 
     def _probe(self, address: str, node_ip_address: str | None, timeout_s: float) -> None:
         """Answer a wrong address in bounded time, before ``ray.init`` retries it for minutes."""
-        from runners.ray_support import check_address
-
         target, nodes = check_address(address, node_ip_address, timeout_s)
         if nodes:
             self._log("cluster", address=target, nodes=[{"node": n.node_id, "ip": n.ip, "alive": n.alive,
@@ -242,7 +266,6 @@ class RayRunner(Runner):
         that does not answer by then waits for room (see :class:`_Slot`) and joins when it starts.
         """
         ray = self._ray
-        from runners.ray_support import AshaCoordinator, TrainWorker
 
         start = time.perf_counter()
         self._worker_cls = ray.remote(TrainWorker)
@@ -377,9 +400,7 @@ class RayRunner(Runner):
     def _collect(self, ref: Any, index: int, job: TrainJob) -> Metrics | None:
         """The job's metrics, or ``None`` when it was started again after its worker died."""
         ray = self._ray
-        from ray.exceptions import RayTaskError
-
-        from runners.ray_support import WorkerResult
+        from ray.exceptions import RayTaskError  # ray: imported only by a Ray run
 
         slot = self._slots[index]
         try:
@@ -477,6 +498,7 @@ def _first_line(exc: BaseException) -> str:
 
 def _loss_errors() -> tuple[type[BaseException], ...]:
     """Ray's errors that mean "the worker or its node is gone" (the trial is retried elsewhere)."""
+    # ray: imported only by a Ray run
     from ray.exceptions import NodeDiedError, ObjectLostError, RayActorError, WorkerCrashedError
 
     return (RayActorError, WorkerCrashedError, ObjectLostError, NodeDiedError)

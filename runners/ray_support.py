@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from nas.data.ref import DatasetRef, cached_dataset
 from nas.errors import ConfigError
 from nas.metrics import Metrics
-from runners.base import DatasetRef, TrainJob, cached_dataset, run_job
+from runners.base import TrainJob, run_job
 
 
 # ------------------------------------------------------------------------------ actors
@@ -35,7 +39,7 @@ class TrainWorker:
     """
 
     def __init__(self, data: Any, data_ref: DatasetRef | None, threads: int) -> None:
-        import torch
+        import torch  # torch: imported when used, not at module import
 
         torch.set_num_threads(max(1, int(threads)))  # this process's CPU share, not the driver's
         self._data = data
@@ -43,13 +47,13 @@ class TrainWorker:
 
     def where(self) -> dict[str, Any]:
         """Where this worker lives: process id, Ray node id and address, and the GPUs Ray gave it."""
-        import ray
+        import ray  # ray: imported only by a Ray run
 
         return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
                 "ip": ray.util.get_node_ip_address(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
     def train(self, job: TrainJob, coordinator: Any = None) -> "WorkerResult":
-        import ray
+        import ray  # ray: imported only by a Ray run
 
         started = time.time()
         where = _placement(job.device)
@@ -83,7 +87,7 @@ class WorkerResult:
 
 
 def _placement(device: str) -> dict[str, Any]:
-    from nas.device import placement
+    from nas.device import placement  # torch: imported when used, not at module import
 
     try:
         return placement(device)
@@ -108,7 +112,7 @@ class AshaCoordinator:
     """
 
     def __init__(self, max_t: int, grace_period: int = 1, reduction_factor: float = 3) -> None:
-        from ray.tune.schedulers import AsyncHyperBandScheduler
+        from ray.tune.schedulers import AsyncHyperBandScheduler  # ray: imported only by a Ray run
 
         self.max_t = max(1, int(max_t))
         grace_period = min(max(1, int(grace_period)), self.max_t)
@@ -119,7 +123,7 @@ class AshaCoordinator:
         self.decisions: list[tuple[int, int, float, bool]] = []
 
     def report(self, trial: int, epoch: int, accuracy: float) -> bool:
-        from ray.tune.schedulers import TrialScheduler
+        from ray.tune.schedulers import TrialScheduler  # ray: imported only by a Ray run
 
         handle = _TrialHandle(str(trial))
         if handle.trial_id not in self._added:
@@ -203,10 +207,6 @@ def _gcs_nodes(address: str, timeout_s: float, env: Mapping[str, str] | None = N
     for minutes (here it costs ``timeout_s``); Ray's client logs its failures on the process's
     stderr (the CLI's answer must stay one line); and it reads the auth token once per process.
     """
-    import json
-    import subprocess
-    import sys
-
     try:
         child = subprocess.run([sys.executable, "-c", _GCS_QUERY, address, str(timeout_s)], capture_output=True,
                                text=True, timeout=timeout_s + 60, stdin=subprocess.DEVNULL,
@@ -266,7 +266,7 @@ def check_address(address: str, node_ip_address: str | None = None,
     target = address
     if address == "auto":
         try:
-            from ray._private.services import canonicalize_bootstrap_address
+            from ray._private.services import canonicalize_bootstrap_address  # ray: imported only by a Ray run
 
             target = canonicalize_bootstrap_address(address)
         except ConnectionError:

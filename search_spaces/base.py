@@ -12,6 +12,7 @@ Every built-in space (``mnasnet``, ``efficientnet``, ``efficientnetv2``) and eve
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nas.decisions import Decision
-from nas.errors import SpaceError, SpecError
+from nas.errors import ConfigError, SpaceError, SpecError
 from nas.kinds import BLOCKS
 from nas.scaling import round_filters, scale_spec
 from nas.spec import ArchSpec, StageSpec
@@ -34,15 +35,15 @@ _NUMBER = r"(\d+(?:\.\d+)?)?"
 def parse_op(op: str) -> tuple[str, float | None]:
     """Split an operator name into (block type, expansion or None).
 
-    Each block kind names its operator (:attr:`nas.kinds.block.BlockKind.op`): ``conv`` regular conv,
+    Each block kind names its operator (:attr:`nas.kinds.block_kind.BlockKind.op`): ``conv`` regular conv,
     ``ds`` depthwise-separable conv (MnasNet's SepConv), ``mbconvN`` MBConv with expansion N,
     ``fusedN`` Fused-MBConv with expansion N; ``mbconv`` and ``fused`` without N take the expansion
     from the stage's ``expansion`` decision. Kinds without an expansion give 1.
     """
-    kinds = sorted(BLOCKS.kinds(), key=lambda k: -len(k.op))  # longest first: mbconv before conv
+    kinds = sorted(BLOCKS.entries(), key=lambda k: -len(k.op))  # longest first: mbconv before conv
     match = re.fullmatch("(" + "|".join(re.escape(k.op) for k in kinds) + ")" + _NUMBER, str(op))
     if not match:
-        names = ", ".join(k.op + ("N" if k.has_expansion else "") for k in BLOCKS.kinds())
+        names = ", ".join(k.op + ("N" if k.has_expansion else "") for k in BLOCKS.entries())
         raise SpaceError(f"unknown operator {op!r}; use {names} (N = expansion)")
     name, expansion = match.groups()
     kind = next(k for k in kinds if k.op == name)
@@ -55,7 +56,7 @@ def parse_op(op: str) -> tuple[str, float | None]:
 
 def _se_kinds() -> tuple[str, ...]:
     """Block kinds that may carry squeeze-excite: every kind that has it."""
-    return tuple(kind.name for kind in BLOCKS.kinds() if kind.has_se)
+    return tuple(kind.name for kind in BLOCKS.entries() if kind.has_se)
 
 
 @dataclass(frozen=True)
@@ -79,26 +80,37 @@ class ProxyConfig:
 
     The reward's cost terms are computed on the full-size candidate at ``target_resolution``
     (``None``: the space's own resolution), as the papers train a proxy but count the real model.
+    ``role`` names the settings in errors: ``proxy`` (``proxy_width``...), ``rerank``
+    (``rerank_width``...), or ``""`` (``width``...) for a command that has its own flags.
     """
 
     width: float = 0.5
     depth: float = 0.5
     resolution: int = 32
     target_resolution: int | None = None
+    role: str = field(default="proxy", compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        from nas.errors import ConfigError
+        def name(what: str) -> str:
+            return f"{self.role}_{what}" if self.role else what
 
-        if not (0 < self.width <= 4):
-            raise ConfigError(f"proxy_width must be in (0, 4], got {self.width}", field="proxy_width")
-        if not (0 < self.depth <= 4):
-            raise ConfigError(f"proxy_depth must be in (0, 4], got {self.depth}", field="proxy_depth")
-        if not (8 <= self.resolution <= 1024):
-            raise ConfigError(f"proxy_resolution must be between 8 and 1024, got {self.resolution}",
-                              field="proxy_resolution")
-        if self.target_resolution is not None and not (8 <= self.target_resolution <= 4096):
-            raise ConfigError(f"target_resolution must be between 8 and 4096, got {self.target_resolution}",
-                              field="target_resolution")
+        def number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        def integer(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        if not (number(self.width) and 0 < self.width <= 4):
+            raise ConfigError(f"{name('width')} must be in (0, 4], got {self.width}", field=name("width"))
+        if not (number(self.depth) and 0 < self.depth <= 4):
+            raise ConfigError(f"{name('depth')} must be in (0, 4], got {self.depth}", field=name("depth"))
+        if not (integer(self.resolution) and 8 <= self.resolution <= 1024):
+            raise ConfigError(f"{name('resolution')} must be an integer between 8 and 1024, got {self.resolution}",
+                              field=name("resolution"))
+        if self.target_resolution is not None and not (integer(self.target_resolution)
+                                                       and 8 <= self.target_resolution <= 4096):
+            raise ConfigError(f"target_resolution must be an integer between 8 and 4096, got "
+                              f"{self.target_resolution}", field="target_resolution")
 
 
 @dataclass(frozen=True)
@@ -229,7 +241,6 @@ class FactorizedSpace:
 
     def _encode_stage(self, base: StageBase, stage_index: int, slots: list[int],
                       target: StageSpec) -> list[int] | None:
-        import itertools
 
         fixed = {axis: opts[0] for axis, opts in self.choices[stage_index].items() if len(opts) == 1}
         ranges = [range(len(self.decisions[k].options)) for k in slots]
@@ -248,8 +259,6 @@ class FactorizedSpace:
     def stage_variants(self, stage_index: int) -> tuple[StageSpec, ...]:
         """Every distinct stage that stage ``stage_index`` can decode to, its own decisions varied
         (its input width is the previous stage's choice). Latency tables enumerate blocks from it."""
-        import itertools
-
         fixed = {axis: opts[0] for axis, opts in self.choices[stage_index].items() if len(opts) == 1}
         slots = [k for k, (i, _) in enumerate(self._slots) if i == stage_index]
         variants: dict[StageSpec, None] = {}

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from imagefolders import write_png_folder
 
 from nas.data import DATASETS, load_dataset
 from nas.data.augment import resize_images
 from nas.data.cache import DATA_OFFSET, MAGIC, map_file, read_header, split_path
 from nas.data.mapped import MappedDataset
 from nas.errors import DataError
-
-from imagefolders import write_png_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -181,8 +180,9 @@ def test_imagefolder_is_decoded_in_bounded_memory(tmp_path):
 import sys
 from pathlib import Path
 import nas.data.cache as cache
+import nas.data.mapped as mapped
 from nas.data import DATASETS, load_dataset
-cache.CHUNK = 256
+cache.CHUNK = mapped.CHUNK = 256  # the builder reads its own binding
 def status(key):
     return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1]) * 1024
 small = Path({str(tmp_path)!r}) / "warm"
@@ -219,7 +219,7 @@ def _write_idx(folder: Path, seed: int = 0, n: int = 40) -> None:
 def test_a_search_config_with_a_data_cache_gives_workers_the_mapped_dataset(tmp_path):
     from types import SimpleNamespace
 
-    from runners.base import DatasetRef, cached_dataset, dataset_ref
+    from nas.data.ref import DatasetRef, cached_dataset, dataset_ref
 
     plain = SimpleNamespace(dataset="digits", data_dir=None, seed=2, proxy_resolution=16)
     assert dataset_ref(plain) == DatasetRef("digits", None, 2)

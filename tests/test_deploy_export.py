@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.deploy.export import FORMATS, export_checked
+from nas.deploy.export import export_checked
+from nas.deploy.formats import FORMATS
 from nas.deploy.fuse import fuse_batchnorm
 from nas.deploy.load import example_input, load_model
 from nas.presets import PRESETS, preset
@@ -56,12 +57,12 @@ def test_onnx_file_declares_a_dynamic_batch_axis(tmp_path, one_thread):
 
 
 def test_fused_batchnorm_keeps_outputs_and_drops_one_parameter_per_channel(random_specs, one_thread):
+    from collections import Counter
+
     from torch import nn
 
     from nas.builder import build_model
     from nas.deploy.load import randomize_norm_statistics
-
-    from collections import Counter
 
     checked: Counter = Counter()
     for spec in random_specs[:40]:

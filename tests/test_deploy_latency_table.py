@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from nas.timing import steady_allocator
-
 from nas.cli import main
-from nas.deploy.blocks import Piece, spec_pieces
 from nas.deploy.latency_table import Calibration, fit_calibration, load_latency_table, read_table, space_pieces
+from nas.deploy.pieces import Piece, spec_pieces
 from nas.errors import ConfigError, StorageError
+from nas.timing import steady_allocator
 from search_spaces import make_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,4 +251,4 @@ def test_a_search_predicts_latency_from_the_table_and_times_nothing(tiny_space, 
 def open_spec(run: Path, trial: int) -> dict:
     from nas.store import open_run
 
-    return open_run(run).trial_spec(trial).spec.to_dict()
+    return open_run(run).trial(trial).spec.to_dict()

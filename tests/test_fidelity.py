@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import kendalltau, spearmanr
 
 from nas.cli import main
-from nas.fidelity import spread
-from nas.search import SearchConfig, run_search
+from nas.jobs.fidelity import spread
+from nas.jobs.search import SearchConfig, run_search
 from nas.store import open_run
 
 FAST = dict(epochs=2, proxy_width=0.25, proxy_depth=0.25, proxy_resolution=16)
@@ -51,7 +51,8 @@ def test_fidelity_trains_a_stage_and_reports_scipy_statistics(searched, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--top", "0"], "--top must be a positive number"),
+    (["--top", "0"], "--top must be at least 3 candidates"),
+    (["--top", "2"], "--top must be at least 3 candidates (a rank agreement needs 3)"),
     (["--top", "99"], "--top 99 is more than the"),
 ])
 def test_bad_top_is_one_line(searched, capsys, flags, message):
@@ -67,6 +68,6 @@ def test_a_missing_run_or_too_few_candidates(tmp_path, capsys):
     assert "no such run folder" in capsys.readouterr().err
     small = tmp_path / "small"
     run_search(SearchConfig(controller="random", trials=2, seed=1, **FAST), small)
-    assert main(["fidelity", str(small), "--top", "2", "--quiet"]) == 2
+    assert main(["fidelity", str(small), "--top", "3", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "needs at least 3 completed candidates" in err and err.count("\n") == 1

@@ -13,8 +13,9 @@ from nas.blockstrings import decode_block, encode_block, spec_from_block_strings
 from nas.builder import build_model
 from nas.counting import count
 from nas.errors import SpecError
-from nas.kinds import BLOCKS, NORMS, Registry
+from nas.kinds import BLOCKS, NORMS
 from nas.presets import preset
+from nas.registry import Registry
 from nas.spec import ArchSpec, StageSpec
 from search_spaces.base import parse_op
 
@@ -38,7 +39,7 @@ def test_registries_load_kinds_by_name_and_list_valid_names():
 
 
 def test_a_kind_registered_from_outside_is_used_by_the_spec():
-    registry = Registry("norm", {"batchnorm": "nas.kinds.batchnorm:KIND"})
+    registry = Registry("norm", {"batchnorm": "nas.kinds.batchnorm:KIND"}, error=SpecError)
     registry.register("plain", "nas.kinds.layernorm:KIND")
     assert list(registry) == ["batchnorm", "plain"] and registry["plain"].name == "layernorm"
     with pytest.raises(SpecError, match="registered already"):
@@ -105,7 +106,7 @@ def test_every_block_kind_is_complete(name):
 
 
 def test_kind_codes_are_unambiguous():
-    kinds = BLOCKS.kinds()
+    kinds = BLOCKS.entries()
     assert len({k.prefix for k in kinds}) == len({k.op for k in kinds}) == len(kinds)
     for style in ("efficientnet", "v2"):
         codes = [k.official[style] for k in kinds if style in k.official]

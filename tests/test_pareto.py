@@ -11,8 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas.errors import ConfigError, NasError, StorageError
-from nas.pareto import (Objectives, analyze, crowding_distance, default_reference, front_ranks, hypervolume,
-                        knee_index, non_dominated_mask, to_minimization)
+from nas.pareto import (
+    Axes,
+    analyze,
+    crowding_distance,
+    default_reference,
+    front_ranks,
+    hypervolume,
+    knee_index,
+    non_dominated_mask,
+    to_minimization,
+)
 
 
 # ----------------------------------------------------------------------------------- brute force
@@ -239,13 +248,13 @@ def test_knee_ties_single_and_three_objectives():
 
 # ------------------------------------------------------------------------------------ objectives
 def test_objectives_parse():
-    o = Objectives.parse("accuracy:max, macs:min,latency_ms")
+    o = Axes.parse("accuracy:max, macs:min,latency_ms")
     assert o.names == ("accuracy", "macs", "latency_ms")
     assert o.directions == ("max", "min", "min")
     assert str(o) == "accuracy:max,macs:min,latency_ms:min"
     for bad in ("accuracy:up", ":max", "", "macs:min,macs:max"):
         with pytest.raises(ConfigError):
-            Objectives.parse(bad)
+            Axes.parse(bad)
 
 
 # ---------------------------------------------------------------------------------------- frames

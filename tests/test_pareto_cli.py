@@ -59,7 +59,7 @@ def make_run(root: Path, name: str, rows: list[dict], seed: int = 0) -> Path:
                              key=key, reward=reward, values=values, reused_from=first_of_key.get(key))
         record = store.record(record, DECISIONS)
         first_of_key.setdefault(key, record.number)
-    store.write_outputs()
+    store.write_trials_csv()
     return run
 
 
@@ -146,7 +146,7 @@ def test_pick_and_knee_write_a_loadable_full_size_spec(runs, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert set(doc) >= {"spec", "metrics", "trial"}
     spec = ArchSpec.from_dict(doc["spec"])
-    assert spec == store.trial_spec(doc["trial"]).spec
+    assert spec == store.trial(doc["trial"]).spec
     assert doc["pareto"]["picked_by"] == "knee" and doc["pareto"]["front"] == 0
     try:
         from nas.api import load_spec

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_processes import kill_when, nas_cli, trials_stored
 
 from nas.api import load_spec
 from nas.cli import main
@@ -15,7 +16,6 @@ from nas.compound import PAPER, apply_coefficients
 from nas.counting import count
 from nas.presets import preset
 from nas.store import open_run
-from cli_processes import kill_when, nas_cli, trials_stored
 
 REPO = Path(__file__).resolve().parents[1]
 # A 6-point grid (5 kept + the reference) whose proxies merge into 3 distinct networks to train.
@@ -157,8 +157,8 @@ def test_bad_inputs_give_one_line_and_touch_nothing(tmp_path, capsys, flags, mes
 
 
 def test_objective_reward_uses_the_full_size_cost(tmp_path):
+    from nas.jobs.scale_grid import ScaleGrid, ScaleGridConfig
     from nas.metrics import Metrics
-    from nas.scale_grid import ScaleGrid, ScaleGridConfig
 
     config = ScaleGridConfig(base=preset("efficientnet-b0").to_dict(), step=0.1, max=1.2, objective="mnas",
                              target="800M")
@@ -166,13 +166,13 @@ def test_objective_reward_uses_the_full_size_cost(tmp_path):
 
     grid = ScaleGrid(config, tmp_path / "run")
     point = grid.points[0]
-    engine = Engine(grid.store, grid.objective, grid.dataset, grid.data_ref, "cpu")
+    engine = Engine(grid.store, grid.parts.objective, grid.parts.runner, grid.parts.data_ref, "cpu")
     try:
         values = engine.values(grid.stage().plan(grid.space.choices_of(point)), Metrics(accuracy=0.5))
     finally:
         engine.close()
     assert values["macs"] == point.macs and values["actual"] == point.actual
-    assert grid.objective.reward(values) == pytest.approx(0.5 * (point.macs / 800e6) ** -0.07)
+    assert grid.parts.objective.reward(values) == pytest.approx(0.5 * (point.macs / 800e6) ** -0.07)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["kind"] == "scale-grid"
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_processes import kill_when, nas_cli, trials_stored
 
 from nas.api import load_spec
 from nas.cli import main
 from nas.controllers.base import Controller, Proposal
-from nas.search import Search, SearchConfig, run_search
+from nas.jobs.search import Search, SearchConfig, run_search
 from nas.store import COLUMNS, open_run
-from cli_processes import kill_when, nas_cli, trials_stored
 
 FAST = dict(epochs=1, proxy_width=0.25, proxy_depth=0.25, proxy_resolution=16)
 FAST_FLAGS = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
@@ -100,7 +100,7 @@ class SameNetworkController(Controller):
 
 def test_a_repeated_network_is_trained_once(tmp_path):
     search = Search(SearchConfig(controller="random", trials=3, **FAST), tmp_path / "dup")
-    search.comps.controller = SameNetworkController(search.decisions)
+    search.controller = SameNetworkController(search.decisions)
     result = search.run()
     assert result.trained == 1 and result.reused == 2
     frame = pd.read_csv(tmp_path / "dup" / "trials.csv")

@@ -124,11 +124,11 @@ def test_joining_a_study_of_another_search_is_refused(tmp_path, capsys):
 
 
 def _open_at_once(url: str, barrier) -> str:
-    from nas.store import _open_storage
+    from nas.store.study import open_storage
 
     barrier.wait()
     try:
-        _open_storage(url)
+        open_storage(url)
         return "ok"
     except Exception as exc:  # noqa: BLE001 - the message is the result
         return str(exc)

@@ -18,9 +18,10 @@ from nas.data.augment import AugmentConfig, Augmenter
 from nas.errors import ConfigError, StorageError
 from nas.presets import preset
 from nas.scaling import scale_spec
-from nas.training import TrainBudget, evaluate, lr_factor
+from nas.training import TrainBudget, lr_factor
 from nas.training.config import TrainConfig
 from nas.training.ema import WeightAverage
+from nas.training.evaluate import evaluate
 from nas.training.fixres import finetune_at
 from nas.training.parts import batch_norms, classifier
 from nas.training.progressive import Progressive

@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
+from nas.commands.export import add_model_arguments
+from nas.deploy.load import load_model
+from nas.deploy.machine import machine_info
+from nas.deploy.runtimes import RUNTIMES, check_runtime
+from nas.errors import ConfigError
+from nas.fileio import atomic_write_json, check_output_file
+
 
 def comma_list(text: str, field: str, convert: Any = str) -> list[Any]:
     """``"1,8"`` -> ``[1, 8]``; a bad item is a one-line ConfigError on ``field``."""
-    from nas.errors import ConfigError
-
     items = [item.strip() for item in str(text).split(",") if item.strip()]
     if not items:
         raise ConfigError(f"{field} is empty; give a comma-separated list", field=field)
@@ -21,9 +29,6 @@ def comma_list(text: str, field: str, convert: Any = str) -> list[Any]:
 
 
 def add_parser(sub: Any) -> None:
-    from nas.commands.export import add_model_arguments
-    from nas.deploy.runtimes import RUNTIMES
-
     p = sub.add_parser(
         "bench", help="inference latency, throughput and memory on eager PyTorch, TorchScript, ONNX Runtime, int8",
         description="Measure MODEL's inference on each runtime at each batch size and thread count: p50 and "
@@ -45,14 +50,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from nas.deploy.bench import bench_model
-    from nas.deploy.load import load_model
-    from nas.deploy.machine import machine_info
+    from nas.deploy.bench import bench_model  # torch: the library loads when the command runs, not for --help
     from nas.deploy.measure import TimingPolicy
-    from nas.deploy.runtimes import check_runtime
-    from nas.fileio import atomic_write_json, check_output_file
     from nas.timing import steady_allocator
 
     runtimes = [check_runtime(name) for name in comma_list(args.runtime, "runtime")]  # before any output
@@ -76,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def bench_table(rows: list[Any], title: str) -> Any:
-    from rich.table import Table
-
     table = Table(title=title)
     for name in ("threads", "batch", "runtime", "p50 ms", "p90 ms", "img/s", "peak MB", "speed-up"):
         table.add_column(name, justify="left" if name == "runtime" else "right", no_wrap=name == "runtime")

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.console import Console
+
+from nas.data import DATASETS
+from nas.deploy.formats import FORMATS
+
 MODEL_HELP = "a trained model.pt, a preset name, a spec JSON file (or a run's b0.json) or block strings"
 
 
@@ -17,9 +22,6 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: Any) -> None:
-    from nas.data import DATASETS
-    from nas.deploy.export import FORMATS
-
     p = sub.add_parser(
         "export", help="write a model as TorchScript or ONNX (optionally BN-folded or int8) and check it",
         description="Export MODEL to TorchScript (traced and frozen) or ONNX (dynamic batch axis). The written "
@@ -43,9 +45,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from nas.deploy.pipeline import export_model
+    from nas.deploy.pipeline import export_model  # torch: the library loads when the command runs, not for --help
 
     console = Console()
     report = export_model(args.model, args.format, args.out, fuse_bn=args.fuse_bn, int8=args.int8,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.table import Table
+
+from nas.commands.console import SearchProgress, fmt_float, make_console
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -27,10 +31,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from nas.fidelity import PLOT_FILE, RESULT_FILE, FidelitySettings, run_fidelity
-    from nas.reporting import SearchProgress, fmt_float, make_console
+    # torch: the library loads when the command runs, not for --help
+    from nas.jobs.fidelity import PLOT_FILE, RESULT_FILE, FidelitySettings, run_fidelity
 
     settings = FidelitySettings(top=args.top, epochs=args.epochs, width=args.width, depth=args.depth,
                                 resolution=args.resolution)

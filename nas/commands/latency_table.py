@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
+from dataclasses import replace
 from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nas.api import load_spec
+from nas.deploy.runtimes import RUNTIMES
+from nas.errors import ConfigError
 
 
 def add_parser(sub: Any) -> None:
+    # torch: the library loads when the command runs, not for --help
     from nas.deploy.latency_table import CALIBRATION_NETWORKS, NETWORK_POLICY, PIECE_POLICY
-    from nas.deploy.runtimes import RUNTIMES
 
     p = sub.add_parser("latency-table", help="per-block latency tables for platform-aware search",
                        description="Build a latency table on the device you will deploy to, then search anywhere "
@@ -53,9 +63,6 @@ def add_parser(sub: Any) -> None:
 
 @contextlib.contextmanager
 def _progress_bar(enabled: bool) -> Iterator[Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
-
     if not enabled:
         yield None
         return
@@ -73,14 +80,8 @@ def _progress_bar(enabled: bool) -> Iterator[Any]:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    import sys
-
-    from rich.console import Console
-
-    from dataclasses import replace
-
+    # torch: the library loads when the command runs, not for --help
     from nas.deploy.latency_table import NETWORK_POLICY, PIECE_POLICY, BuildConfig, build_latency_table
-    from nas.errors import ConfigError
 
     for name in ("piece_seconds", "network_seconds"):
         if not getattr(args, name) >= 0:
@@ -102,10 +103,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from nas.api import load_spec
+    # torch: the library loads when the command runs, not for --help
     from nas.deploy.latency_table import measure_network, read_table
 
     table = read_table(args.latency_table)

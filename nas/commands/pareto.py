@@ -6,7 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from nas.pareto import DEFAULT_OBJECTIVES
+from rich.console import Console
+from rich.table import Table
+
+from nas.commands.console import fmt_count, fmt_float
+from nas.errors import ConfigError
+from nas.fileio import atomic_write_json, atomic_write_text
+from nas.jobs import run_objective
+from nas.pareto import DEFAULT_OBJECTIVES, Axes, analyze, common_reference, ideal_point, normalized_hypervolume
+from nas.pareto_plots import save_html, save_png
+from nas.ranking import trial_document
+from nas.store import open_run
 
 
 def add_parser(sub: Any) -> None:
@@ -41,8 +51,6 @@ def add_parser(sub: Any) -> None:
 
 
 def _reference(text: str | None, k: int):
-    from nas.errors import ConfigError
-
     if text is None:
         return None
     try:
@@ -56,9 +64,6 @@ def _reference(text: str | None, k: int):
 
 def default_objectives(run_dir: str, storage: str | None = None) -> str:
     """The raw values and directions of the objective ``run_dir`` was searched with."""
-    from nas.search import run_objective
-    from nas.store import open_run
-
     directions = run_objective(open_run(run_dir, storage).config).directions
     return ",".join(f"{name}:{direction}" for name, direction in directions.items()) or DEFAULT_OBJECTIVES
 
@@ -69,10 +74,6 @@ def _labels(runs: Sequence[str]) -> list[str]:
 
 
 def _frontier_table(result, is_knee: int, b0: int | None):
-    from rich.table import Table
-
-    from nas.reporting import fmt_count, fmt_float
-
     names = result.objectives.names
     shown = ("accuracy", "macs", "params", "latency_ms", "reward")
     extra = [n for n in names if n not in shown]
@@ -102,8 +103,6 @@ def _frontier_table(result, is_knee: int, b0: int | None):
 
 
 def _write(path: str, flag: str, write) -> None:
-    from nas.errors import ConfigError
-
     try:
         write(path)
     except OSError as exc:
@@ -112,10 +111,7 @@ def _write(path: str, flag: str, write) -> None:
 
 def pick_document(store, trial: int, result, how: str) -> dict[str, Any]:
     """b0.json's shape for the chosen trial, plus where it sits among the run's candidates."""
-    from nas.errors import ConfigError
-    from nas.ranking import trial_document
-
-    record = store.trial_spec(trial)
+    record = store.trial(trial)
     if not record.metrics.ok:
         raise ConfigError(f"trial {trial} {record.metrics.status}; pick a completed trial")
     document = trial_document(record, store.config)
@@ -127,14 +123,7 @@ def pick_document(store, trial: int, result, how: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from nas.errors import ConfigError
-    from nas.fileio import atomic_write_json, atomic_write_text
-    from nas.pareto import Objectives, analyze, common_reference, ideal_point, normalized_hypervolume
-    from nas.store import open_run
-
-    objectives = Objectives.parse(args.objectives or default_objectives(args.runs[0], args.storage))
+    objectives = Axes.parse(args.objectives or default_objectives(args.runs[0], args.storage))
     if (args.pick is not None or args.knee) and len(args.runs) != 1:
         raise ConfigError("--pick and --knee take exactly one RUN")
     if (args.pick is not None or args.knee) and not args.out:
@@ -172,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"knee: trial {knee}" + (f"; B0 (best reward): trial {b0}" if b0 is not None else ""))
 
     if args.csv:
-        import pandas as pd
+        import pandas as pd  # pandas: imported when a table is made
 
         parts = []
         for store, result in zip(stores, results):
@@ -185,13 +174,9 @@ def run(args: argparse.Namespace) -> int:
         _write(args.csv, "--csv", lambda p: atomic_write_text(p, table.to_csv(index=False)))
         console.print(f"wrote {len(table)} frontier rows to {args.csv}")
     if args.png:
-        from nas.pareto_plots import save_png
-
         _write(args.png, "--png", lambda p: save_png(results, p))
         console.print(f"wrote {args.png}")
     if args.html:
-        from nas.pareto_plots import save_html
-
         _write(args.html, "--html", lambda p: save_html(results, p))
         console.print(f"wrote {args.html}")
     if args.pick is not None or args.knee:

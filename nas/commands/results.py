@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from nas.commands.console import leaderboard_table, make_console, rerank_table
+from nas.errors import ConfigError
+from nas.fileio import atomic_write_text
+from nas.ranking import RERANK, choose_b0, ties_with_b0
+from nas.ranking import ranked as rank
+from nas.store import open_run
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("results", help="print or export the trials of a run",
@@ -17,18 +24,12 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.errors import ConfigError
-    from nas.fileio import atomic_write_text
-    from nas.ranking import RERANK, choose_b0, ties_with_b0
-    from nas.reporting import leaderboard_table, make_console, rerank_table
-    from nas.store import open_run
-
     if args.top <= 0:
         raise ConfigError(f"--top must be a positive integer, got {args.top}")
     store = open_run(args.run, args.storage)
     console = make_console()
     frame = store.dataframe()
-    ranked = store.ranked()
+    ranked = rank(store.records())
     counts = frame["status"].value_counts().to_dict() if len(frame) else {}
     console.print(leaderboard_table(ranked[: args.top], title=f"{args.run}: top {min(args.top, len(ranked))} "
                                                              f"of {len(ranked)} distinct networks"))

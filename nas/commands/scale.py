@@ -8,14 +8,27 @@ step 2 (fix the coefficients and write B1..BN). The dataset, proxy and runner fl
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
+from rich.table import Table
+
+from nas.api import load_spec
+from nas.commands.console import SearchProgress, fmt_count, fmt_float, make_console
 from nas.commands.search import add_run_flags, add_training_flags, runner_options
-from nas.reporting import make_console
+from nas.compound import (
+    Coefficients,
+    apply_coefficients,
+    apply_official,
+    check_phi,
+    enumerate_grid,
+    model_document,
+    ratio_table,
+)
+from nas.errors import ConfigError
+from nas.fileio import atomic_write_json, read_json_object
 
 
 def add_parser(sub: Any) -> None:
@@ -64,10 +77,6 @@ def _add_grid(sub: Any) -> None:
 
 def _grid_table(frame: Any, title: str, trained: bool = True, reward: bool = False) -> Any:
     """Predicted vs actual cost ratio per point; with ``trained``, the accuracy and rank too."""
-    from rich.table import Table
-
-    from nas.reporting import fmt_count, fmt_float
-
     table = Table(title=title)
     columns = ["", "alpha", "beta", "gamma", "predicted", "actual", "res", "MACs"]
     columns += ["accuracy"] + (["reward"] if reward else []) + ["rank"] if trained else ["params"]
@@ -93,12 +102,10 @@ def _grid_table(frame: Any, title: str, trained: bool = True, reward: bool = Fal
 
 
 def run_grid(args: argparse.Namespace) -> int:
-    import optuna
+    import optuna  # optuna: imported when a study is used
 
-    from nas.api import load_spec
-    from nas.errors import ConfigError
-    from nas.reporting import SearchProgress
-    from nas.scale_grid import ScaleGrid, ScaleGridConfig
+    # torch: the library loads when the command runs, not for --help
+    from nas.jobs.scale_grid import ScaleGrid, ScaleGridConfig
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = make_console()
@@ -150,9 +157,6 @@ def run_grid(args: argparse.Namespace) -> int:
 
 
 def _dry_run(console: Any, config: Any, base: Any) -> int:
-    from nas.compound import enumerate_grid, ratio_table
-    from nas.errors import ConfigError
-
     if config is None:
         raise ConfigError("--dry-run needs --base (it does not read a run)")
     points = enumerate_grid(base, phi=config.phi, step=config.step, high=config.max, tol=config.tol,
@@ -188,28 +192,19 @@ def _add_apply(sub: Any) -> None:
 
 
 def _read_scaling_json(value: str) -> dict[str, Any]:
-    from nas.errors import ConfigError
-
     path = Path(value)
     if path.is_dir():
         path = path / "scaling.json"
     if not path.is_file():
         raise ConfigError(f"--from {value}: no such file (expected RUN/scaling.json of nas scale grid)")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"--from {value}: unreadable ({exc})") from None
-    if not isinstance(data, dict) or not all(k in data for k in ("alpha", "beta", "gamma")):
+    data = read_json_object(path, "scaling.json", shown=f"--from {value}", error=ConfigError)
+    if not all(k in data for k in ("alpha", "beta", "gamma")):
         raise ConfigError(f"--from {value}: holds no alpha, beta, gamma (is it a scaling.json?)")
     return data
 
 
 def resolve_apply(args: argparse.Namespace) -> tuple[Any, Any, str]:
     """(base spec, Coefficients or None for --official, source label) from the apply flags."""
-    from nas.api import load_spec
-    from nas.compound import Coefficients
-    from nas.errors import ConfigError
-
     if args.official:
         if args.beta is not None or args.gamma is not None:
             raise ConfigError("--beta / --gamma go with --alpha, not with --official")
@@ -237,10 +232,6 @@ def resolve_apply(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
 
 def _apply_table(models: Sequence[Any], title: str, official: bool) -> Any:
-    from rich.table import Table
-
-    from nas.reporting import fmt_count
-
     table = Table(title=title)
     names = ["phi", "depth", "width", "res x", "resolution", "params", "MACs"]
     if official:
@@ -257,10 +248,6 @@ def _apply_table(models: Sequence[Any], title: str, official: bool) -> Any:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from nas.compound import apply_coefficients, apply_official, check_phi, model_document
-    from nas.errors import ConfigError
-    from nas.fileio import atomic_write_json
-
     check_phi(args.phi, integer=True)
     base, coefficients, source = resolve_apply(args)
     models = apply_official(base, args.phi) if coefficients is None else \

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nas.commands.console import SearchProgress, leaderboard_table, make_console, rerank_table
+from nas.errors import ConfigError
+from nas.ranking import RERANK, choose_b0, ranked, ties_with_b0
 
 
 def add_parser(sub: Any) -> None:
@@ -108,9 +112,6 @@ def add_run_flags(p: Any) -> None:
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:
-    from nas.errors import ConfigError
-    import json
-
     options: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -132,9 +133,7 @@ RERANK_FLAGS = ("rerank", "rerank_epochs", "rerank_seeds", "rerank_width", "rera
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.errors import ConfigError
-    from nas.reporting import SearchProgress, make_console
-    from nas.search import Search, SearchConfig
+    from nas.jobs.search import Search, SearchConfig  # torch: the library loads when the command runs, not for --help
 
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the folder of the run to continue)")
@@ -164,18 +163,15 @@ def run(args: argparse.Namespace) -> int:
 
 def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) -> int:
     """Run a prepared search with a progress bar, then print its leaderboard, B0 and what to trust."""
-    from nas.ranking import RERANK, choose_b0, ties_with_b0
-    from nas.reporting import leaderboard_table, rerank_table
-
     done = len(search.store.records("search"))
     cfg = search.config
-    console.print(f"[bold]nas search[/bold] -> {out}  ({search.comps.space.describe()}; "
-                  f"{search.comps.objective.describe()}; controller {cfg.controller}; dataset {cfg.dataset}; "
+    console.print(f"[bold]nas search[/bold] -> {out}  ({search.space.describe()}; "
+                  f"{search.parts.objective.describe()}; controller {cfg.controller}; dataset {cfg.dataset}; "
                   f"{'resuming at ' + str(done) if resumed else 'new run'})")
     with progress.running(total=cfg.trials, completed=done):
         result = search.run()
     store = result.store
-    console.print(leaderboard_table(store.ranked()[:10], title=f"Top candidates of {out} (search stage)"))
+    console.print(leaderboard_table(ranked(store.records())[:10], title=f"Top candidates of {out} (search stage)"))
     choice = choose_b0(store.records())
     if choice is not None and choice.ranked_by == RERANK:
         console.print(rerank_table(choice, title="Re-ranked leaders (* B0: best mean re-ranked reward)"))
@@ -206,7 +202,7 @@ def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) 
 def _warn_about_chance(console: Any, store: Any) -> None:
     """Say so when most candidates cannot be told from guessing, and name the flag that helps."""
     frame = store.dataframe()
-    scored = frame[frame["at_chance"].notna()] if len(frame) else frame
+    scored = frame[frame["at_chance"].notna() & frame["stage"].eq("search")] if len(frame) else frame
     if len(scored) and scored["at_chance"].astype(bool).mean() > 0.5:
         console.print(f"warning: {int(scored['at_chance'].astype(bool).sum())} of {len(scored)} candidates are at "
                       f"chance level (their accuracy's 95% interval includes 1/classes): the proxy budget is too "

@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from nas.api import load_spec
+from nas.blockstrings import spec_to_block_strings
+from nas.counting import count
+from nas.errors import SpecError
+
 OPERATOR_NAMES = {"mbconv": "MBConv", "fused_mbconv": "Fused-MBConv", "ds": "SepConv", "conv": "Conv"}
 
 
@@ -44,15 +53,6 @@ def _short(value: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    from nas.api import load_spec
-    from nas.blockstrings import spec_to_block_strings
-    from nas.counting import count
-    from nas.errors import SpecError
-
     spec = load_spec(args.spec)
     changes = {k: v for k, v in (("resolution", args.resolution), ("num_classes", args.classes),
                                  ("in_chans", args.in_chans)) if v is not None}

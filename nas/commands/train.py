@@ -8,6 +8,16 @@ import sys
 import textwrap
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
+from nas.api import load_spec
+from nas.commands.console import fmt_count, fmt_float
+from nas.data import DATASETS
+from nas.errors import ConfigError
+from nas.scaling import scale_spec
+from nas.training import OPTIMIZERS
+
 # Flags whose argparse dest is a TrainConfig field (see TrainConfig.flat). They default to None so
 # that a resumed training can tell a flag that was given (and must agree) from one that was not.
 CONFIG_DESTS = ("epochs", "steps", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs",
@@ -26,9 +36,7 @@ EXAMPLES = """examples:
 
 
 def add_parser(sub: Any) -> None:
-    from nas.data import DATASETS
-    from nas.training import OPTIMIZERS
-    from nas.training.config import DEFAULT_EMA_DECAY
+    from nas.training.config import DEFAULT_EMA_DECAY  # torch: the library loads when the command runs, not for --help
     from nas.training.progressive import RELEASED_MIN_MAGNITUDE
 
     p = sub.add_parser(
@@ -101,8 +109,6 @@ def add_parser(sub: Any) -> None:
 
 
 def _resolutions(text: str | None) -> list[int] | None:
-    from nas.errors import ConfigError
-
     if text is None:
         return None
     try:
@@ -114,7 +120,7 @@ def _resolutions(text: str | None) -> list[int] | None:
 
 def _config(args: argparse.Namespace):
     """The training configuration: the flags given, over the stored one when resuming."""
-    from nas.training.config import TrainConfig
+    from nas.training.config import TrainConfig  # torch: the library loads when the command runs, not for --help
     from nas.training.run import stored_config
 
     given = {name: getattr(args, name) for name in CONFIG_DESTS}
@@ -128,24 +134,18 @@ def _config(args: argparse.Namespace):
 
 
 def _spec(args: argparse.Namespace):
-    from nas.api import load_spec
-    from nas.errors import ConfigError
-
     spec = load_spec(args.spec)
     if args.resolution is not None and not 8 <= args.resolution <= 4096:
         raise ConfigError(f"resolution must be between 8 and 4096, got {args.resolution}", field="resolution")
     if args.width is not None or args.depth is not None:
-        from nas.scaling import scale_spec
-
         return scale_spec(spec, width=args.width or 1.0, depth=args.depth or 1.0, resolution=args.resolution or 32)
     return spec.with_(resolution=args.resolution) if args.resolution is not None else spec
 
 
 def run_command(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # torch: imported when used, not at module import
 
-    from nas.errors import ConfigError
-    from nas.training.run import train_model
+    from nas.training.run import train_model  # torch: the library loads when the command runs, not for --help
 
     if args.threads is not None:
         if args.threads < 1:
@@ -165,11 +165,6 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _print_table(result: Any, config: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from nas.reporting import fmt_count, fmt_float
-
     spec, m, results = result.spec, result.metrics, result.results
     table = Table(title=f"{spec.name or 'spec'} {spec.key()} on {config.dataset}")
     table.add_column("metric")

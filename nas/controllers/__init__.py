@@ -1,75 +1,34 @@
 """Search strategies behind one ask/tell interface, and their registry.
 
-``CONTROLLERS`` maps a name to a factory ``(decisions, seed, **options) -> Controller``; the CLI's
-``--controller`` choices come from it. Factories import their module lazily so that ``random``
-never pays for torch or optuna imports.
+``CONTROLLERS`` maps a name to a controller class, called as ``(decisions, seed, **options)``; the CLI's
+``--controller`` choices come from it. Each module is imported when its controller is first asked
+for, so ``random`` never pays for torch or optuna imports.
 """
 
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from nas.controllers.base import Controller, Decision, Proposal
-from nas.errors import ConfigError, unknown_name
+from nas.registry import Registry
 
-
-def _random() -> type:
-    from nas.controllers.random import RandomController
-
-    return RandomController
-
-
-def _rl() -> type:
-    from nas.controllers.rl import RLController
-
-    return RLController
-
-
-def _tpe() -> type:
-    from nas.controllers.optuna_samplers import TPEController
-
-    return TPEController
-
-
-def _nsga2() -> type:
-    from nas.controllers.optuna_samplers import NSGA2Controller
-
-    return NSGA2Controller
-
-
-# name -> zero-argument function returning the controller class (its constructor is the factory)
-_CLASSES: dict[str, Callable[[], type]] = {"random": _random, "rl": _rl, "tpe": _tpe, "nsga2": _nsga2}
-
-
-def _factory(name: str) -> Callable[..., Controller]:
-    def make(decisions: Sequence[Decision], seed: int = 0, **options: Any) -> Controller:
-        return _CLASSES[name]()(decisions, seed=seed, **options)
-
-    make.__name__ = f"make_{name}"
-    return make
-
-
-CONTROLLERS: dict[str, Callable[..., Controller]] = {name: _factory(name) for name in _CLASSES}
+# name -> the controller class (its constructor is the factory: ``(decisions, seed=0, **options)``)
+CONTROLLERS: Registry = Registry("controller", {
+    "random": "nas.controllers.random:RandomController",
+    "rl": "nas.controllers.rl:RLController",
+    "tpe": "nas.controllers.optuna_samplers:TPEController",
+    "nsga2": "nas.controllers.optuna_samplers:NSGA2Controller",
+})
 
 
 def controller_options(name: str) -> dict[str, Any]:
     """The options a controller accepts, with their defaults (for ``--controller-option`` help)."""
-    if name not in _CLASSES:
-        raise unknown_name("controller", name, list(CONTROLLERS))
-    params = inspect.signature(_CLASSES[name]()).parameters
-    return {k: p.default for k, p in params.items() if k not in ("decisions", "seed")}
+    return {k: v for k, v in CONTROLLERS.options(name).items() if k not in ("decisions", "seed")}
 
 
 def make_controller(name: str, decisions: Sequence[Decision], seed: int = 0, **options: Any) -> Controller:
     """Build a registered controller; an unknown name or option is a one-line ConfigError."""
-    if name not in CONTROLLERS:
-        raise unknown_name("controller", name, list(CONTROLLERS))
-    valid = controller_options(name)
-    bad = sorted(set(options) - set(valid))
-    if bad:
-        raise ConfigError(f"controller {name!r}: unknown option(s) {', '.join(bad)}; "
-                          f"valid: {', '.join(sorted(valid)) or 'none'}")
+    CONTROLLERS.check_options(name, options, positional=("decisions", "seed"))
     return CONTROLLERS[name](decisions, seed=seed, **options)
 
 

@@ -31,6 +31,7 @@ import math
 import warnings
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
@@ -137,8 +138,6 @@ class OptunaController(Controller):
                 "rng_states": rngs}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        import numpy as np
-
         self.check_state(state)
         self.study = self._new_study()
         self._pending.clear()

@@ -8,11 +8,14 @@ exactly 1.0, and a uniform random proposal scores about the mean of 1/len(option
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from typing import Callable, Sequence
 
 import numpy as np
 
+from nas.controllers import make_controller
 from nas.controllers.base import Controller, Decision
 
 # One stage of the EfficientNet space: op (4), kernel (2), SE (2), skip (2), filters (3), layers (3).
@@ -90,8 +93,6 @@ def run_experiment(controller: str, stages: int = 7, samples: int = 2000, seeds:
     Seed ``s`` drives the controller's seed, the tell order and (offset by 100) the hidden target,
     so every controller faces the same targets.
     """
-    from nas.controllers import make_controller
-
     decisions = factorized_decisions(stages)
     runs = []
     for seed in seeds:
@@ -108,9 +109,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     A separate process lets a test or benchmark choose the thread environment (``OMP_NUM_THREADS``)
     of the experiment without the library ever calling ``torch.set_num_threads``.
     """
-    import json
-    import sys
-
     args = json.loads((argv if argv is not None else sys.argv[1:])[0])
     print(json.dumps(run_experiment(**args)))
 

@@ -91,7 +91,7 @@ class ControllerSearcher(Searcher):
         atomic_torch_save(self.get_state(), checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        import torch
+        import torch  # torch: imported when used, not at module import
 
         self.set_state(torch.load(checkpoint_path, weights_only=True))
 

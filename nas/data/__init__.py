@@ -1,146 +1,30 @@
 """Datasets by name: ``load_dataset("digits")``, ``load_dataset("mnist", "data/mnist")``.
 
 :data:`DATASETS` maps each name to a :class:`DatasetSource` (its reader and defaults); the CLI's
-``--dataset`` choices come from it. Every reader returns uint8 (N, C, H, W) images and int64 labels;
-this module holds out the seeded minival split from the training set and leaves the test split
-unread until :meth:`Dataset.test` is called.
+``--dataset`` choices come from it (:mod:`nas.data.registry`). Every reader returns uint8 (N, C, H, W)
+images and int64 labels; :func:`load_dataset` (:mod:`nas.data.load`) holds out the seeded minival
+split from the training set and leaves the test split unread until :meth:`Dataset.test` is called.
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from typing import Any
 
-import torch
-
-from nas.data.base import Dataset, channel_stats, split_minival
-from nas.errors import DataError, unknown_name
-
-Reader = Callable[..., "tuple[torch.Tensor, torch.Tensor, int, tuple[str, ...]]"]
+from nas.data.registry import DATASETS, DatasetSource
 
 
-@dataclass(frozen=True)
-class DatasetSource:
-    """How to read one named dataset and its defaults.
+def __getattr__(name: str) -> Any:
+    # load_dataset and Dataset import torch: loaded on first use, so that the registry and
+    # DatasetRef (nas.data.ref) can be imported by code that never reads images.
+    if name == "load_dataset":
+        from nas.data.load import load_dataset  # torch: imported when used, not at module import
 
-    ``hflip``: horizontal flips are off for digit datasets (a flipped 2 is no digit) and on for
-    natural images. Fashion-MNIST keeps them on: a mirrored shoe or shirt is still a shoe or shirt,
-    and the centred, upright garments stay in distribution.
-    """
+        return load_dataset
+    if name == "Dataset":
+        from nas.data.base import Dataset  # torch: imported when used, not at module import
 
-    name: str
-    reader: str  # module under nas.data with a read(name, data_dir, split) function
-    needs_dir: bool
-    hflip: bool
-    minival_fraction: float
-    description: str
-    crop_fraction: float = 0.125
-
-    def read(self, data_dir: Path | None, split: str, **options) -> tuple:
-        return self._module().read(self.name, data_dir, split, **options)
-
-    def stream(self, data_dir: Path | None, split: str, chunk: int, **options) -> tuple:
-        """One split as ``(count, channels, num_classes, classes, chunks)``, chunks being
-        ``(uint8 images, int64 labels)`` numpy pairs: decoded a chunk at a time where the reader can
-        (``imagefolder``), else read whole and cut up (the other sources are small)."""
-        from nas.data.cache import chunked
-
-        module = self._module()
-        if hasattr(module, "stream"):
-            return module.stream(self.name, data_dir, split, chunk=chunk, **options)
-        x, y, num_classes, classes = module.read(self.name, data_dir, split, **options)
-        return len(y), int(x.shape[1]), num_classes, classes, chunked(x, y, chunk)
-
-    def _module(self):
-        import importlib
-
-        return importlib.import_module(f"nas.data.{self.reader}")
-
-
-DATASETS: dict[str, DatasetSource] = {
-    "digits": DatasetSource("digits", "digits", False, False, 0.2,
-                            "scikit-learn's 8x8 handwritten digits, bundled (1,797 images)", 0.0),
-    "mnist": DatasetSource("mnist", "idx", True, False, 0.1, "MNIST IDX .gz files (60k train, 10k test)", 0.0),
-    "fashion-mnist": DatasetSource("fashion-mnist", "idx", True, True, 0.1,
-                                   "Fashion-MNIST IDX .gz files (60k train, 10k test)", 0.0),
-    "cifar10": DatasetSource("cifar10", "cifar", True, True, 0.1, "CIFAR-10 python-version batches"),
-    "cifar100": DatasetSource("cifar100", "cifar", True, True, 0.1, "CIFAR-100 python-version batches"),
-    "imagefolder": DatasetSource("imagefolder", "imagefolder", True, True, 0.1,
-                                 "one folder of images per class (Pillow), resized once"),
-}
-
-
-def _match_channels(x: torch.Tensor, in_chans: int) -> torch.Tensor:
-    if x.shape[1] == in_chans:
-        return x
-    if x.shape[1] == 1 and in_chans == 3:
-        return x.expand(-1, 3, -1, -1).contiguous()
-    if x.shape[1] == 3 and in_chans == 1:
-        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        return (x.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-    raise DataError(f"test images have {x.shape[1]} channels, the training images {in_chans}")
-
-
-def _read_test(source_name: str, data_dir: str | None, in_chans: int, options: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y, _, _ = DATASETS[source_name].read(Path(data_dir) if data_dir else None, "test", **dict(options))
-    return _match_channels(x, in_chans), y
-
-
-def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0,
-                 minival_fraction: float | None = None, image_size: int | None = None,
-                 cache_dir: str | Path | None = None, resolution: int | None = None,
-                 rebuild_cache: bool = False) -> Dataset:
-    """Read a dataset's training split and hold out a seeded, stratified minival split from it.
-
-    ``minival_fraction`` defaults to the dataset's (0.2 for the small digits set, 0.1 otherwise).
-    ``image_size`` applies to ``imagefolder`` only (the square size images are decoded at).
-
-    With ``cache_dir`` the images are not held in memory: the splits are decoded once into
-    memory-mapped files at ``resolution`` px in that folder (built when missing; rebuilt when they
-    hold another dataset, resolution or source only with ``rebuild_cache``) and the result is a
-    :class:`~nas.data.mapped.MappedDataset` with the same rows, split and statistics.
-    """
-    if name not in DATASETS:
-        raise unknown_name("dataset", name, list(DATASETS), error=DataError)
-    source = DATASETS[name]
-    if source.needs_dir and data_dir is None:
-        raise DataError(f"dataset {name!r} needs --data-dir (the folder holding its files)")
-    fraction = source.minival_fraction if minival_fraction is None else minival_fraction
-    if not (isinstance(fraction, (int, float)) and 0.0 < fraction < 1.0):
-        raise DataError(f"minival fraction must be between 0 and 1 (exclusive), got {fraction!r}")
-    options: dict = {}
-    if image_size is not None:
-        if name != "imagefolder":
-            raise DataError(f"image_size applies to the imagefolder dataset only, not {name!r}")
-        if not (isinstance(image_size, int) and 8 <= image_size <= 1024):
-            raise DataError(f"image_size must be an integer between 8 and 1024, got {image_size!r}")
-        options["image_size"] = image_size
-    path = Path(data_dir).expanduser() if data_dir is not None else None
-    if path is not None and not path.exists():
-        raise DataError(f"{path}: data folder not found")
-    if cache_dir is not None:
-        from nas.data.mapped import open_cached_dataset
-
-        if resolution is None:
-            raise DataError("resolution is needed with a data cache (the images are stored at it)", field="resolution")
-        return open_cached_dataset(name, path, cache_dir, resolution, seed=seed, minival_fraction=minival_fraction,
-                                   image_size=image_size, rebuild_cache=rebuild_cache)
-    x, y, num_classes, classes = source.read(path, "train", **options)
-    if len(y) < 2:
-        raise DataError(f"{path}: only {len(y)} training image(s); need at least 2 for a minival split")
-    train_idx, minival_idx = split_minival(y.numpy(), fraction, seed)
-    train_idx_t, minival_idx_t = torch.from_numpy(train_idx), torch.from_numpy(minival_idx)
-    train_x = x[train_idx_t].contiguous()
-    mean, std = channel_stats(train_x)
-    reader = functools.partial(_read_test, name, str(path) if path is not None else None, int(x.shape[1]),
-                               tuple(sorted(options.items())))
-    return Dataset(name=name, train_x=train_x, train_y=y[train_idx_t].contiguous(),
-                   minival_x=x[minival_idx_t].contiguous(), minival_y=y[minival_idx_t].contiguous(),
-                   num_classes=num_classes, in_chans=int(x.shape[1]), mean=mean, std=std, hflip=source.hflip,
-                   crop_fraction=source.crop_fraction,
-                   test_reader=reader, classes=classes, seed=seed)
+        return Dataset
+    raise AttributeError(f"module 'nas.data' has no attribute {name!r}")
 
 
 __all__ = ["DATASETS", "Dataset", "DatasetSource", "load_dataset"]

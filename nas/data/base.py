@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
+from nas.data.sources import TensorSource
 from nas.errors import DataError
 
 if TYPE_CHECKING:
@@ -63,8 +64,6 @@ class Dataset:
         """The split (``train``, ``minival`` or ``test``) as the trainer reads it: an
         :class:`~nas.data.sources.ImageSource` on ``device``. A dataset stored differently (a
         memory-mapped file) overrides this and nothing else in the trainer changes."""
-        from nas.data.sources import TensorSource
-
         if split == "train":
             return TensorSource(self.train_x, self.train_y, device)
         if split == "minival":

@@ -40,6 +40,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -111,8 +112,6 @@ def source_fingerprint(name: str, data_dir: Path | None, exclude: Path | None = 
     folder kept inside the data folder)."""
     digest = hashlib.sha256(f"{name}\n".encode())
     if data_dir is None:
-        from importlib.metadata import PackageNotFoundError, version
-
         try:
             digest.update(f"scikit-learn {version('scikit-learn')}".encode())
         except PackageNotFoundError:
@@ -209,9 +208,9 @@ def write_file(path: Path, count: int, channels: int, resolution: int,
     Written with plain positioned writes, not through a mapping: the pages go to the page cache
     and never count in this process's memory, which stays at a few chunks.
     """
-    import torch
+    import torch  # torch: imported when used, not at module import
 
-    from nas.data.augment import resize_images
+    from nas.data.augment import resize_images  # torch: imported when used, not at module import
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)

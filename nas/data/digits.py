@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas.data.base import split_minival
+
 TEST_FRACTION = 0.2
 TEST_SEED = 20240917  # fixed: the test images must not depend on the search seed
 NUM_CLASSES = 10
@@ -20,9 +22,7 @@ NUM_CLASSES = 10
 
 def read(name: str, data_dir: Path | None, split: str) -> tuple[torch.Tensor, torch.Tensor, int, tuple[str, ...]]:
     """Images (N, 1, 8, 8) uint8 (the 0..16 gray levels stretched to 0..255) and int64 labels."""
-    from sklearn.datasets import load_digits
-
-    from nas.data.base import split_minival
+    from sklearn.datasets import load_digits  # scikit-learn: imported only to read its bundled digits
 
     bunch = load_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)

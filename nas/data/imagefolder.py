@@ -24,7 +24,7 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 def _image_suffixes() -> set[str]:
-    from PIL import Image
+    from PIL import Image  # Pillow: imported only by the image-folder reader
 
     return {ext.lower() for ext in Image.registered_extensions()}
 
@@ -49,7 +49,7 @@ def _classes(root: Path) -> list[str]:
 
 
 def _decode(path: str | Path, size: int):
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError  # Pillow: imported only by the image-folder reader
 
     try:
         with Image.open(path) as image:

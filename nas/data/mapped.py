@@ -25,9 +25,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.data.augment import resize_images
 from nas.data.base import Dataset, split_minival, stats_from_sums
-from nas.data.cache import (CHUNK, CacheFile, build_lock, map_file, read_header, source_fingerprint, split_path,
-                            write_file)
+from nas.data.cache import (
+    CHUNK,
+    CacheFile,
+    build_lock,
+    map_file,
+    read_header,
+    source_fingerprint,
+    split_path,
+    write_file,
+)
+from nas.data.registry import DATASETS
 from nas.errors import DataError
 
 
@@ -61,8 +71,6 @@ class MappedSource:
 
     def batch(self, index: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 images (len(index), C, R, R) and int64 labels on the device, in ``index`` order."""
-        from nas.data.augment import resize_images
-
         positions = index.detach().to("cpu", torch.int64).numpy()
         images = torch.from_numpy(self.rows(positions)).to(self.device)
         if resolution != self.resolution:
@@ -166,8 +174,6 @@ def ensure_split(*, cache_dir: str | Path, name: str, data_dir: str | Path | Non
                  fingerprint: str | None = None) -> CacheFile:
     """The cache file of ``split``, built first when it is missing (or, with ``rebuild_cache``, when
     it holds another dataset, resolution or an older source); :class:`DataError` otherwise."""
-    from nas.data import DATASETS
-
     cache_dir = Path(cache_dir).expanduser()
     source_dir = Path(data_dir).expanduser() if data_dir is not None else None
     options = {"image_size": image_size} if image_size is not None else {}
@@ -198,7 +204,6 @@ def open_cached_dataset(name: str, data_dir: str | Path | None, cache_dir: str |
     if not (isinstance(resolution, int) and not isinstance(resolution, bool) and 8 <= resolution <= 1024):
         raise DataError(f"resolution of the data cache must be an integer between 8 and 1024, got {resolution!r}",
                         field="resolution")
-    from nas.data import DATASETS
 
     source = DATASETS[name]
     fraction = source.minival_fraction if minival_fraction is None else minival_fraction

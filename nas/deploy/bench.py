@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from nas.deploy.formats import export_onnx
+from nas.deploy.load import example_input
 from nas.deploy.measure import Latency, PeakRSS, TimingPolicy, time_calls
+from nas.deploy.quantize import quantize_onnx, random_calibration
+from nas.deploy.runtimes import build_runtime, check_runtime, onnx_runtime, torch_threads
 from nas.errors import ConfigError
 from nas.timing import rss_bytes
 
@@ -65,11 +69,6 @@ def bench_model(model: Any, spec: Any, runtimes: Sequence[str], batches: Sequenc
     ``int8`` adds ONNX Runtime's int8 model. Rows come grouped by thread count, then batch size, with
     runtimes in the order given.
     """
-    from nas.deploy.export import export_onnx
-    from nas.deploy.load import example_input
-    from nas.deploy.quantize import quantize_onnx, random_calibration
-    from nas.deploy.runtimes import build_engine, check_runtime, onnx_engine, torch_threads
-
     runtimes = tuple(dict.fromkeys(check_runtime(r) for r in runtimes))
     if not runtimes and not int8:
         raise ConfigError("runtime needs at least one runtime", field="runtime")
@@ -90,10 +89,10 @@ def bench_model(model: Any, spec: Any, runtimes: Sequence[str], batches: Sequenc
                 for label in labels:
                     def build(label: str = label, n_threads: int = n_threads) -> Any:
                         if label == "onnxruntime int8":
-                            return onnx_engine(int8_path, n_threads, int8=True)
-                        return build_engine(label, model, example, n_threads, onnx_path=fp32_path)
+                            return onnx_runtime(int8_path, n_threads, int8=True)
+                        return build_runtime(label, model, example, n_threads, onnx_path=fp32_path)
 
-                    for batch, result in _measure_engine(build, spec, batches, policy).items():
+                    for batch, result in _measure_runtime(build, spec, batches, policy).items():
                         measured[(label, batch, n_threads)] = result
     rows = []
     for n_threads in threads:
@@ -106,26 +105,24 @@ def bench_model(model: Any, spec: Any, runtimes: Sequence[str], batches: Sequenc
     return rows
 
 
-def _measure_engine(build: Any, spec: Any, batches: Sequence[int],
-                    policy: TimingPolicy) -> dict[int, tuple[Latency, float | None]]:
-    from nas.deploy.load import example_input
-
+def _measure_runtime(build: Any, spec: Any, batches: Sequence[int],
+                     policy: TimingPolicy) -> dict[int, tuple[Latency, float | None]]:
     gc.collect()
     before = rss_bytes()
     with PeakRSS() as building:
-        engine = build()
+        compiled = build()
     peak = building.peak
     results = {}
     for batch in batches:
-        prepared = engine.prepare(example_input(spec, batch, seed=batch))
+        prepared = compiled.prepare(example_input(spec, batch, seed=batch))
         with PeakRSS() as warming:
             for _ in range(max(policy.warmup, 1)):
-                engine.run(prepared)
+                compiled.run(prepared)
         peak = max(peak, warming.peak)
-        latency = time_calls(lambda: engine.run(prepared), TimingPolicy(0, policy.min_repeats, policy.min_seconds,
+        latency = time_calls(lambda: compiled.run(prepared), TimingPolicy(0, policy.min_repeats, policy.min_seconds,
                                                                          policy.max_repeats))
         results[batch] = (latency, None if before is None else max(peak - before, 0) / 2**20)
-    del engine
+    del compiled
     return results
 
 

@@ -41,7 +41,7 @@ class FuseReport:
 
 def _conv_norm_pairs(model: Any) -> list[tuple[str, str]]:
     """``(conv name, batchnorm name)`` for every BatchNorm2d whose input is a Conv2d output used by nothing else."""
-    import torch.fx
+    import torch.fx  # torch: imported when used, not at module import
     from torch import nn
 
     try:
@@ -72,7 +72,7 @@ def fuse_batchnorm(model: Any) -> tuple[Any, FuseReport]:
     Each folded convolution gains a bias and its BatchNorm becomes an ``nn.Identity``, so the module
     tree and the names of all other weights stay as they were.
     """
-    from torch import nn
+    from torch import nn  # torch: imported when used, not at module import
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     fused = copy.deepcopy(model).eval()

@@ -2,7 +2,7 @@
 candidate's latency without running it (MnasNet's platform-aware search, HW-NAS-Bench's and
 once-for-all's lookup tables).
 
-Build (on the target device): enumerate every distinct :class:`~nas.deploy.blocks.Piece` the
+Build (on the target device): enumerate every distinct :class:`~nas.deploy.pieces.Piece` the
 space's full-size candidates can contain at the target resolution (each stage's variants x the
 widths the previous stage can hand it, first block and repeated block), plus the stem and every
 head; time each at batch 1 on the chosen runtime and thread count (:mod:`nas.deploy.measure`).
@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,10 +40,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from nas.deploy.blocks import Piece, block_piece, head_piece, spec_pieces, stem_piece
+import numpy as np
+
+from nas.builder import build_model
+from nas.deploy.machine import machine_info, same_machine
 from nas.deploy.measure import TimingPolicy, time_calls
+from nas.deploy.pieces import Piece, block_piece, head_piece, spec_pieces, stem_piece
+from nas.deploy.runtimes import build_runtime, check_runtime, check_threads, torch_threads
 from nas.errors import ConfigError, StorageError
+from nas.fileio import atomic_write_json, check_output_file
 from nas.spec import ArchSpec
+from nas.timing import steady_allocator
+from search_spaces import make_space
 
 TABLE_FORMAT = "scalenas-latency-table"
 TABLE_VERSION = 2  # 2: timed with the allocator in a fixed state (nas.timing.steady_allocator)
@@ -92,28 +101,24 @@ def fingerprint(keys: Any) -> str:
 def measure_module(module: Any, input_shape: tuple[int, ...], runtime: str, threads: int,
                    policy: TimingPolicy, workdir: str | Path | None = None, seed: int = 0) -> Any:
     """Latency (:class:`~nas.deploy.measure.Latency`) of ``module`` on ``runtime``, as a table
-    entry or a whole network is timed: same engine, same policy."""
-    import torch
-
-    from nas.deploy.runtimes import build_engine, torch_threads
+    entry or a whole network is timed: same runtime, same policy."""
+    import torch  # torch: imported when used, not at module import
 
     x = torch.randn(input_shape, generator=torch.Generator().manual_seed(seed))
     with torch_threads(threads):
         if runtime == "onnxruntime":
             with tempfile.TemporaryDirectory(prefix="nas-latency-", dir=workdir) as tmp:
-                engine = build_engine(runtime, module, x, threads, workdir=tmp)
+                compiled = build_runtime(runtime, module, x, threads, workdir=tmp)
         else:
-            engine = build_engine(runtime, module, x, threads)
-        prepared = engine.prepare(x)
-        return time_calls(lambda: engine.run(prepared), policy)
+            compiled = build_runtime(runtime, module, x, threads)
+        prepared = compiled.prepare(x)
+        return time_calls(lambda: compiled.run(prepared), policy)
 
 
 def measure_network(spec: ArchSpec, runtime: str, threads: int, policy: TimingPolicy = NETWORK_POLICY,
                     seed: int = 0) -> Any:
     """Latency of the whole network of ``spec`` at batch 1 (seeded weights)."""
-    import torch
-
-    from nas.builder import build_model
+    import torch  # torch: imported when used, not at module import
 
     model = build_model(spec, generator=torch.Generator().manual_seed(seed)).eval()
     return measure_module(model, (1, spec.in_chans, spec.resolution, spec.resolution), runtime, threads, policy,
@@ -129,7 +134,7 @@ class Calibration:
 
     ``scale``: pieces run a little slower or faster inside a network than alone (caches hold one
     block's weights, not the network's). ``ms_per_boundary_million``: what timing a piece alone adds
-    per million elements of its input and output (:attr:`~nas.deploy.blocks.Piece.boundary_elements`;
+    per million elements of its input and output (:attr:`~nas.deploy.pieces.Piece.boundary_elements`;
     negative where a runtime reorders layouts around every piece, as ONNX Runtime does, about
     -0.25 ms per million on this project's CPU). ``offset_ms``: the constant for the rest.
     """
@@ -161,10 +166,7 @@ def fit_calibration(sums: list[float], boundaries: list[float], measured: list[f
     fit). With fewer than two networks per term it falls back to the median ratio of measured to
     summed latency and the median of what is left; with one network the scale is 1.
     """
-    import statistics
-
-    import numpy as np
-    from scipy.optimize import least_squares
+    from scipy.optimize import least_squares  # scipy: imported when a statistic is computed
 
     if not sums:
         return Calibration()
@@ -219,8 +221,6 @@ class LatencyTable:
         return {**self.header, "entries": self.entries, "calibration": self.calibration}
 
     def save(self) -> None:
-        from nas.fileio import atomic_write_json
-
         self.header["updated"] = _now()
         atomic_write_json(self.path, self.to_dict())
 
@@ -301,8 +301,6 @@ def load_latency_table(path: str | Path, space: str, resolution: int) -> Latency
     naming the mismatch when it was built for another space, another version of the space, or another
     resolution.
     """
-    from search_spaces import make_space
-
     table = read_table(path)
     target = make_space(space)
     if table.space != target.name:
@@ -342,9 +340,6 @@ class BuildConfig:
 
 
 def _header(config: BuildConfig, space: Any, resolution: int, pieces: Mapping[str, Piece]) -> dict[str, Any]:
-    from nas.deploy.machine import machine_info
-    from nas.timing import steady_allocator
-
     return {"format": TABLE_FORMAT, "version": TABLE_VERSION, "space": space.name,
             "space_fingerprint": fingerprint(pieces), "resolution": resolution, "in_chans": config.in_chans,
             "num_classes": config.num_classes, "norm": config.norm, "batch": 1, "statistic": "min",
@@ -357,8 +352,6 @@ def _header(config: BuildConfig, space: Any, resolution: int, pieces: Mapping[st
 
 
 def _check_resumable(existing: LatencyTable, header: dict[str, Any]) -> None:
-    from nas.deploy.machine import same_machine
-
     for name in ("space", "resolution", "in_chans", "num_classes", "norm", "runtime", "threads",
                  "calibration_networks", "allocator"):
         if existing.header.get(name) != header[name]:
@@ -382,10 +375,6 @@ def build_latency_table(config: BuildConfig, out: str | Path, progress: Progress
     An existing file for the same space, resolution, runtime, threads and machine is resumed; one for
     anything else is an error and stays untouched.
     """
-    from nas.deploy.runtimes import check_runtime, check_threads
-    from nas.fileio import check_output_file
-    from search_spaces import make_space
-
     check_runtime(config.runtime)
     check_threads(config.threads)
     if config.calibration_networks < 1:
@@ -450,8 +439,6 @@ def build_latency_table(config: BuildConfig, out: str | Path, progress: Progress
 
 def calibration_candidates(space: Any, config: BuildConfig, resolution: int) -> list[ArchSpec]:
     """The whole random candidates a build times (seeded, distinct from any validation seed)."""
-    import numpy as np
-
     rng = np.random.default_rng(CALIBRATION_SEED)
     return [space.decode(space.sample(rng)).with_(resolution=resolution, in_chans=config.in_chans,
                                                   num_classes=config.num_classes, norm=config.norm)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.api import load_spec
+from nas.checkpoint import build_trained_model, load_model_checkpoint
 from nas.errors import ConfigError, SpecError
 from nas.spec import ArchSpec
 
@@ -68,7 +70,7 @@ def randomize_norm_statistics(model: Any, spec: ArchSpec, generator: Any, max_re
     ``max_resolution`` pixels), a variance of its input's mean square (one number per layer) times
     a random factor in [0.5, 2), a random mean offset, and a random scale and shift.
     """
-    import torch
+    import torch  # torch: imported when used, not at module import
     from torch import nn
 
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -99,20 +101,17 @@ def load_model(source: Any, *, resolution: int | None = None, ema: bool = False,
     ``ema`` takes a checkpoint's exponential-moving-average weights. ``seed`` draws the weights of a
     spec given without them (:func:`randomize_norm_statistics` included).
     """
-    import torch
+    import torch  # torch: imported when used, not at module import
 
-    from nas.builder import build_model
+    from nas.builder import build_model  # torch: imported when used, not at module import
 
     if is_checkpoint_path(source):
-        from nas.checkpoint import build_trained_model, load_model_checkpoint
-
         checkpoint = load_model_checkpoint(Path(str(source).strip()).expanduser())
         model = build_trained_model(checkpoint, ema=ema)
         spec = with_resolution(checkpoint.spec, resolution)
         return LoadedModel(model.eval(), spec, True, str(source), checkpoint)
     if ema:
         raise ConfigError("ema applies to a model.pt checkpoint only; a spec has no trained weights", field="ema")
-    from nas.api import load_spec
 
     spec = with_resolution(load_spec(source), resolution)
     generator = torch.Generator().manual_seed(seed)
@@ -123,7 +122,7 @@ def load_model(source: Any, *, resolution: int | None = None, ema: bool = False,
 
 def example_input(spec: ArchSpec, batch: int = 1, seed: int = 0) -> Any:
     """A seeded standard-normal batch shaped like the network's input (NCHW, contiguous)."""
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     generator = torch.Generator().manual_seed(seed)
     return torch.randn((batch, spec.in_chans, spec.resolution, spec.resolution), generator=generator)

@@ -21,12 +21,12 @@ def cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     """Platform, CPU model and logical CPU count, and the versions of the runtimes measured."""
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     info: dict[str, Any] = {"platform": platform.platform(), "cpu": cpu_model(), "logical_cpus": os.cpu_count(),
                             "python": platform.python_version(), "torch": torch.__version__}
     try:
-        import onnxruntime
+        import onnxruntime  # onnxruntime: imported when an ONNX file is used
 
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:  # measuring eager PyTorch alone does not need it

@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.data import load_dataset
+from nas.deploy.export import check_onnx_file, export_checked
+from nas.deploy.formats import check_format, export_onnx
+from nas.deploy.fuse import fuse_batchnorm
+from nas.deploy.load import example_input, load_model
+from nas.deploy.quantize import (CALIBRATION_BATCH, CALIBRATION_IMAGES, check_dataset_fits, compare_accuracy,
+                                 dataset_batches, quantize_onnx)
+from nas.deploy.runtimes import onnx_runtime, torch_runtime
 from nas.errors import ConfigError
+from nas.fileio import check_output_file
 
 
 @dataclass(frozen=True)
@@ -39,10 +48,6 @@ def export_model(source: Any, fmt: str, out: str | Path, *, fuse_bn: bool = Fals
     ``calibration_images`` of ``calibrate_dataset``'s minival split, and compares fp32 and int8
     accuracy on the whole minival split.
     """
-    from nas.deploy.export import check_format, check_onnx_file, export_checked, export_onnx
-    from nas.deploy.load import example_input, load_model
-    from nas.fileio import check_output_file
-
     check_format(fmt)
     if int8 and fmt != "onnx":
         raise ConfigError("int8 export writes an ONNX file (ONNX Runtime static quantization); use format onnx",
@@ -59,26 +64,17 @@ def export_model(source: Any, fmt: str, out: str | Path, *, fuse_bn: bool = Fals
     data = None
     loaded = load_model(source, resolution=resolution, ema=ema, seed=seed)
     if int8:
-        from nas.data import load_dataset
-        from nas.deploy.quantize import check_dataset_fits
-
         data = load_dataset(calibrate_dataset, data_dir, seed=seed)
         check_dataset_fits(loaded.spec, data)
     notes = [] if loaded.trained else ["random weights: MODEL is a spec, not a trained model.pt"]
     model, fuse_report = loaded.model, None
     if fuse_bn:
-        from nas.deploy.fuse import fuse_batchnorm
-
         model, fuse_report = fuse_batchnorm(model)
     example = example_input(loaded.spec, 1, seed=seed)
     if not int8:
         parity = export_checked(model, example, fmt, path)
         return ExportReport(path, fmt, loaded.description, parity, fuse_report, size_bytes=path.stat().st_size,
                             notes=notes)
-
-    from nas.deploy.quantize import (CALIBRATION_BATCH, CALIBRATION_IMAGES, compare_accuracy, dataset_batches,
-                                     quantize_onnx)
-    from nas.deploy.runtimes import onnx_engine, torch_engine
 
     resolution_px = loaded.spec.resolution
     with tempfile.TemporaryDirectory(prefix="nas-export-") as tmp:
@@ -88,7 +84,7 @@ def export_model(source: Any, fmt: str, out: str | Path, *, fuse_bn: bool = Fals
         calibration = (x for x, _ in dataset_batches(data, resolution_px, CALIBRATION_BATCH,
                                                      limit=limit or CALIBRATION_IMAGES))
         quantize_onnx(fp32_path, path, calibration)
-    accuracy = compare_accuracy(torch_engine(model, 1), onnx_engine(path, 1, int8=True),
+    accuracy = compare_accuracy(torch_runtime(model, 1), onnx_runtime(path, 1, int8=True),
                                 dataset_batches(data, resolution_px), dataset=data.name)
     return ExportReport(path, fmt, loaded.description, parity, fuse_report, int8=True, accuracy=accuracy,
                         size_bytes=path.stat().st_size, notes=notes)

@@ -22,6 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
+
+from nas.deploy.formats import ONNX_INPUT, quiet_exporter
 from nas.errors import ConfigError, DataError
 from nas.fileio import atomic_write_with
 
@@ -34,7 +37,7 @@ def dataset_batches(data: Any, resolution: int, batch: int = 256, split: str = "
     """Normalized float NCHW batches and their labels from ``data``'s ``split`` (minival or test),
     resized to ``resolution`` batch by batch (as the trainer evaluates: bilinear, antialiased when
     shrinking; the training set's mean and std). ``limit`` keeps the first images only."""
-    from nas.data.augment import Augmenter, resize_images
+    from nas.data.augment import Augmenter, resize_images  # torch: imported when used, not at module import
 
     if split == "minival":
         images, labels = data.minival_x, data.minival_y
@@ -62,13 +65,14 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, batches: Iterabl
                   reduce_range: bool = False) -> None:
     """Write the int8 version of the ONNX file ``fp32_path`` to ``int8_path`` (atomically),
     calibrated on ``batches`` (float NCHW tensors or arrays)."""
-    import numpy as np
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from nas.deploy.export import quiet_exporter
-    from nas.deploy.runtimes import ONNX_INPUT
+    from onnxruntime.quantization import (  # onnxruntime: imported when an ONNX file is used
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # onnxruntime, as above
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -104,7 +108,7 @@ def quantize_onnx(fp32_path: str | Path, int8_path: str | Path, batches: Iterabl
 
 def random_calibration(example: Any, batches: int = 4, batch: int = 8, seed: int = 0) -> list[Any]:
     """Seeded standard-normal batches: enough to time an int8 model, useless for its accuracy."""
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     generator = torch.Generator().manual_seed(seed)
     return [torch.randn((batch, *example.shape[1:]), generator=generator) for _ in range(batches)]
@@ -135,7 +139,7 @@ class AccuracyComparison:
 
 def compare_accuracy(fp32: Any, int8: Any, batches: Iterable[tuple[Any, Any]], dataset: str = "",
                      split: str = "minival") -> AccuracyComparison:
-    """Accuracy of two engines (runtimes.Engine) over labelled ``batches``."""
+    """Accuracy of two runtimes (nas.deploy.runtimes.Runtime) over labelled ``batches``."""
     hits_a = hits_b = same = total = 0
     for x, y in batches:
         labels = y.numpy()

@@ -1,8 +1,8 @@
 """One calling convention for the runtimes a network ships on: eager PyTorch, TorchScript, ONNX Runtime.
 
-:func:`build_engine` turns a network into an :class:`Engine`: ``engine.prepare(x)`` converts a
+:func:`build_runtime` turns a network into a :class:`Runtime`: ``runtime.prepare(x)`` converts a
 float NCHW batch into what that runtime eats (a channels_last tensor, a numpy array) once, outside
-any timing, and ``engine.run(prepared)`` computes the logits. Benchmarks, latency tables and export
+any timing, and ``runtime.run(prepared)`` computes the logits. Benchmarks, latency tables and export
 checks all go through it, so "ONNX Runtime with 2 threads" means the same session everywhere.
 
 Thread counts: PyTorch's is process-wide (:func:`torch_threads` sets it for a block and restores
@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from nas.errors import ConfigError, unknown_name
+import numpy as np
 
-RUNTIMES = ("torch", "torchscript", "onnxruntime")
-ONNX_INPUT = "images"
-ONNX_OUTPUT = "logits"
+from nas.deploy.formats import export_onnx, trace_torchscript
+from nas.errors import ConfigError, unknown_name
+from nas.registry import Registry
 
 
 def check_runtime(name: str, field: str = "runtime") -> str:
     if name not in RUNTIMES:
-        raise unknown_name("runtime", name, RUNTIMES, field=field)
+        raise unknown_name("runtime", name, RUNTIMES.names, field=field)
     return name
 
 
@@ -39,7 +39,7 @@ def check_threads(threads: int, field: str = "threads") -> int:
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """PyTorch's intra-op thread count set to ``threads`` inside the block, restored after."""
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -50,7 +50,7 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class Engine:
+class Runtime:
     """A network compiled for one runtime: ``run(prepare(x))`` -> logits (a tensor or an array)."""
 
     runtime: str
@@ -65,8 +65,7 @@ class Engine:
 
     def logits(self, x: Any) -> Any:
         """Logits of a float NCHW tensor as a float32 numpy array (for comparisons)."""
-        import numpy as np
-        import torch
+        import torch  # torch: imported when used, not at module import
 
         out = self.run(self.prepare(x))
         return out.float().numpy() if isinstance(out, torch.Tensor) else np.asarray(out, dtype=np.float32)
@@ -74,7 +73,7 @@ class Engine:
 
 def ort_session(model_path: str | Path, threads: int) -> Any:
     """An ONNX Runtime CPU session with ``threads`` intra-op threads and full graph optimization."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # onnxruntime: imported when an ONNX file is used
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -85,10 +84,8 @@ def ort_session(model_path: str | Path, threads: int) -> Any:
     return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_engine(model_path: str | Path, threads: int, int8: bool = False) -> Engine:
-    """An engine running an ONNX file (ours: input ``images``, output ``logits``)."""
-    import numpy as np
-
+def onnx_runtime(model_path: str | Path, threads: int, int8: bool = False) -> Runtime:
+    """A runtime running an ONNX file (ours: input ``images``, output ``logits``)."""
     session = ort_session(model_path, threads)
     input_name = session.get_inputs()[0].name
 
@@ -98,12 +95,12 @@ def onnx_engine(model_path: str | Path, threads: int, int8: bool = False) -> Eng
     def run(feed: Any) -> Any:
         return session.run(None, feed)[0]
 
-    return Engine("onnxruntime", threads, prepare, run, int8=int8)
+    return Runtime("onnxruntime", threads, prepare, run, int8=int8)
 
 
-def torch_engine(model: Any, threads: int) -> Engine:
+def torch_runtime(model: Any, threads: int) -> Runtime:
     """Eager PyTorch as the trainer evaluates: a private channels_last copy, ``inference_mode``."""
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     module = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
 
@@ -114,24 +111,24 @@ def torch_engine(model: Any, threads: int) -> Engine:
         with torch.inference_mode():
             return module(x)
 
-    return Engine("torch", threads, prepare, _in_threads(run, threads), int8=False)
+    return Runtime("torch", threads, prepare, _in_threads(run, threads), int8=False)
 
 
-def torchscript_engine(module: Any, threads: int) -> Engine:
+def torchscript_runtime(module: Any, threads: int) -> Runtime:
     """A TorchScript module (traced and frozen, or loaded from a file)."""
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     def run(x: Any) -> Any:
         with torch.inference_mode():
             return module(x)
 
-    return Engine("torchscript", threads, lambda x: x.contiguous(), _in_threads(run, threads), int8=False)
+    return Runtime("torchscript", threads, lambda x: x.contiguous(), _in_threads(run, threads), int8=False)
 
 
 def _in_threads(run: Callable[[Any], Any], threads: int) -> Callable[[Any], Any]:
     """``run`` under PyTorch's thread count ``threads``; setting it only when it differs keeps the
     common case (the caller already set it with :func:`torch_threads`) free of overhead."""
-    import torch
+    import torch  # torch: imported when used, not at module import
 
     def wrapped(x: Any) -> Any:
         if torch.get_num_threads() == threads:
@@ -142,8 +139,31 @@ def _in_threads(run: Callable[[Any], Any], threads: int) -> Callable[[Any], Any]
     return wrapped
 
 
-def build_engine(runtime: str, model: Any, example: Any, threads: int = 1, workdir: str | Path | None = None,
-                 onnx_path: str | Path | None = None) -> Engine:
+def _torch_from_model(model: Any, example: Any, threads: int, onnx_path: Path | None, workdir: Path | None) -> Runtime:
+    return torch_runtime(model, threads)
+
+
+def _torchscript_from_model(model: Any, example: Any, threads: int, onnx_path: Path | None,
+                            workdir: Path | None) -> Runtime:
+    return torchscript_runtime(trace_torchscript(model, example), threads)
+
+
+def _onnx_from_model(model: Any, example: Any, threads: int, onnx_path: Path | None, workdir: Path | None) -> Runtime:
+    if onnx_path is None:
+        if workdir is None:
+            raise ValueError("build_runtime: onnxruntime needs onnx_path or workdir")
+        onnx_path = Path(workdir) / "model.onnx"
+        export_onnx(model, example, onnx_path)
+    return onnx_runtime(onnx_path, threads)
+
+
+# name -> (model, example, threads, onnx_path, workdir) -> Runtime
+RUNTIMES: Registry = Registry("runtime", {"torch": _torch_from_model, "torchscript": _torchscript_from_model,
+                                          "onnxruntime": _onnx_from_model}, field="runtime")
+
+
+def build_runtime(runtime: str, model: Any, example: Any, threads: int = 1, workdir: str | Path | None = None,
+                  onnx_path: str | Path | None = None) -> Runtime:
     """``model`` (eval mode) compiled for ``runtime`` with ``threads`` threads.
 
     ``example`` is a float NCHW batch used for tracing. ONNX Runtime needs an ONNX file: pass
@@ -152,21 +172,9 @@ def build_engine(runtime: str, model: Any, example: Any, threads: int = 1, workd
     """
     check_runtime(runtime)
     check_threads(threads)
-    if runtime == "torch":
-        return torch_engine(model, threads)
-    if runtime == "torchscript":
-        from nas.deploy.export import trace_torchscript
-
-        return torchscript_engine(trace_torchscript(model, example), threads)
-    if onnx_path is None:
-        if workdir is None:
-            raise ValueError("build_engine: onnxruntime needs onnx_path or workdir")
-        from nas.deploy.export import export_onnx
-
-        onnx_path = Path(workdir) / "model.onnx"
-        export_onnx(model, example, onnx_path)
-    return onnx_engine(onnx_path, threads)
+    return RUNTIMES[runtime](model, example, threads, None if onnx_path is None else Path(onnx_path),
+                             None if workdir is None else Path(workdir))
 
 
-__all__ = ["Engine", "ONNX_INPUT", "ONNX_OUTPUT", "RUNTIMES", "build_engine", "check_runtime", "check_threads",
-           "onnx_engine", "ort_session", "torch_engine", "torch_threads", "torchscript_engine"]
+__all__ = ["RUNTIMES", "Runtime", "build_runtime", "check_runtime", "check_threads",
+           "onnx_runtime", "ort_session", "torch_runtime", "torch_threads", "torchscript_runtime"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 
 def silu():
-    from torch import nn
+    from torch import nn  # torch: imported when used, not at module import
 
     return nn.SiLU(inplace=True)
 
 
 def relu():
-    from torch import nn
+    from torch import nn  # torch: imported when used, not at module import
 
     return nn.ReLU(inplace=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nas.kinds.norm import NORM_EPS, NormKind
+from nas.kinds.norm_kind import NORM_EPS, NormKind
 
 BN_MOMENTUM = 0.01  # PyTorch's momentum is 1 - TF's decay (0.99)
 
@@ -11,7 +11,7 @@ class BatchNorm(NormKind):
     name = "batchnorm"
 
     def build(self, channels: int, activation_follows: bool = True):
-        from torch import nn
+        from torch import nn  # torch: imported when used, not at module import
 
         return nn.BatchNorm2d(channels, eps=NORM_EPS, momentum=BN_MOMENTUM)
 

@@ -7,7 +7,8 @@ Search spaces: ``conv``.
 
 from __future__ import annotations
 
-from nas.kinds.block import BlockKind, strided
+from nas.kinds.block_kind import BlockKind
+from nas.kinds.tally import strided
 
 
 class ConvKind(BlockKind):
@@ -27,7 +28,7 @@ class ConvKind(BlockKind):
         return size_out
 
     def build(self, stage, in_channels, stride, drop_rate, norm, activation):
-        from nas.blocks import ConvBlock
+        from nas.blocks import ConvBlock  # torch: imported when used, not at module import
 
         return ConvBlock(in_channels, stage.out_channels, stage.kernel, stride, norm=norm, activation=activation,
                          skip=stage.skip, drop_rate=drop_rate)

@@ -24,7 +24,7 @@ class DepthwiseSeparableKind(MBConvKind):
         return "mbconv"
 
     def build(self, stage, in_channels, stride, drop_rate, norm, activation):
-        from nas.blocks import DepthwiseSeparable
+        from nas.blocks import DepthwiseSeparable  # torch: imported when used, not at module import
 
         return DepthwiseSeparable(in_channels, stage.out_channels, stage.kernel, stride, stage.se_ratio,
                                   stage.group_size, norm=norm, activation=activation, skip=stage.skip,

@@ -9,7 +9,8 @@ notation. Search spaces: ``fusedN``.
 
 from __future__ import annotations
 
-from nas.kinds.block import BlockKind, strided
+from nas.kinds.block_kind import BlockKind
+from nas.kinds.tally import strided
 from nas.spec import expanded_width, se_width
 
 
@@ -43,7 +44,7 @@ class FusedMBConvKind(BlockKind):
         return size_out
 
     def build(self, stage, in_channels, stride, drop_rate, norm, activation):
-        from nas.blocks import FusedMBConv
+        from nas.blocks import FusedMBConv  # torch: imported when used, not at module import
 
         return FusedMBConv(in_channels, stage.out_channels, stage.kernel, stride, stage.expansion, stage.se_ratio,
                            norm=norm, activation=activation, skip=stage.skip, drop_rate=drop_rate)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nas.kinds.norm import NORM_EPS, NormKind
+from nas.kinds.norm_kind import NORM_EPS, NormKind
 
 GN_MAX_GROUPS = 32
 GN_MIN_GROUP_WIDTH = 4
@@ -27,7 +27,7 @@ class GroupNorm(NormKind):
     lr_scale = 0.25  # batch-independent: diverges at BatchNorm's default rate (BENCHMARKS.md, norm kinds)
 
     def build(self, channels: int, activation_follows: bool = True):
-        from torch import nn
+        from torch import nn  # torch: imported when used, not at module import
 
         return nn.GroupNorm(groupnorm_groups(channels), channels, eps=NORM_EPS)
 

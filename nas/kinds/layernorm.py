@@ -3,7 +3,7 @@ batch-independent like ``groupnorm``."""
 
 from __future__ import annotations
 
-from nas.kinds.norm import NORM_EPS, NormKind
+from nas.kinds.norm_kind import NORM_EPS, NormKind
 
 
 class LayerNorm(NormKind):
@@ -11,7 +11,7 @@ class LayerNorm(NormKind):
     lr_scale = 0.25  # batch-independent: diverges at BatchNorm's default rate (BENCHMARKS.md, norm kinds)
 
     def build(self, channels: int, activation_follows: bool = True):
-        from torch import nn
+        from torch import nn  # torch: imported when used, not at module import
 
         return nn.GroupNorm(1, channels, eps=NORM_EPS)
 

@@ -9,7 +9,8 @@ Block strings: ``ir_`` typed; code 0 in both official notations. Search spaces: 
 
 from __future__ import annotations
 
-from nas.kinds.block import BlockKind, strided
+from nas.kinds.block_kind import BlockKind
+from nas.kinds.tally import strided
 from nas.spec import expanded_width, se_width
 
 
@@ -35,7 +36,7 @@ class MBConvKind(BlockKind):
         return size_out
 
     def build(self, stage, in_channels, stride, drop_rate, norm, activation):
-        from nas.blocks import MBConv
+        from nas.blocks import MBConv  # torch: imported when used, not at module import
 
         return MBConv(in_channels, stage.out_channels, stage.kernel, stride, stage.expansion, stage.se_ratio,
                       stage.group_size, norm=norm, activation=activation, skip=stage.skip, drop_rate=drop_rate)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.kinds.groupnorm import groupnorm_groups
-from nas.kinds.norm import NORM_EPS, NormKind
+from nas.kinds.norm_kind import NORM_EPS, NormKind
 
 PROXY_SAMPLES = 200
 PROXY_EPS = 0.03

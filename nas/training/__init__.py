@@ -3,7 +3,8 @@
 The package keeps training one model apart from measuring it, and recipes apart from the loop:
 
 =====================  =========================================================================
-``budget.py``          :class:`TrainBudget` (how long and how), :func:`make_optimizer`
+``budget.py``          :class:`TrainBudget` (how long and how): plain data, no torch
+``optim.py``           :func:`make_optimizer`: the optimizer a budget names
 ``schedules.py``       learning-rate warm-up and cosine, BatchNorm momentum, per-step settings
 ``loop.py``            :func:`fit`: the training steps of one model, with :class:`Hook` s
 ``setup.py``           :func:`prepare`: model, optimizer, data sources and step plan from a spec
@@ -22,16 +23,33 @@ The package keeps training one model apart from measuring it, and recipes apart 
 ``progress.py``        the progress bar and epoch lines
 ``run.py``             :func:`train_model`: ``nas train`` (checkpoints, resume, recipes, outputs)
 =====================  =========================================================================
+
+The package imports its modules when a name is first asked for (``from nas.training import
+train_model``), so ``from nas.training.budget import TrainBudget`` stays free of torch: budgets
+travel in jobs, run files and the engine's plans, none of which needs torch to be read. (The
+function :func:`~nas.training.evaluate.evaluate` is imported from its module: the package's name
+``evaluate`` is that module.)
 """
 
-from nas.training.budget import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, OPTIMIZERS, TrainBudget, make_optimizer
-from nas.training.candidate import EVALUATE_ON, train_candidate
-from nas.training.config import TrainConfig
-from nas.training.evaluate import Evaluation, evaluate
-from nas.training.progressive import Progressive
-from nas.training.run import TrainResult, train_model
-from nas.training.schedules import bn_momentum_for, lr_factor, warmup_steps_for
+from __future__ import annotations
 
-__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "EVALUATE_ON", "Evaluation", "OPTIMIZERS", "Progressive",
-           "TrainBudget", "TrainConfig", "TrainResult", "bn_momentum_for", "evaluate", "lr_factor", "make_optimizer",
-           "train_candidate", "train_model", "warmup_steps_for"]
+import importlib
+from typing import Any
+
+# public name -> module of this package that defines it
+_EXPORTS = {
+    "DEFAULT_LR": "budget", "DEFAULT_WEIGHT_DECAY": "budget", "OPTIMIZERS": "budget", "TrainBudget": "budget",
+    "make_optimizer": "optim", "EVALUATE_ON": "candidate", "train_candidate": "candidate",
+    "TrainConfig": "config", "Evaluation": "evaluate", "Progressive": "progressive",
+    "TrainResult": "run", "train_model": "run", "bn_momentum_for": "schedules", "lr_factor": "schedules",
+    "warmup_steps_for": "schedules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nas.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"nas.training.{_EXPORTS[name]}"), name)
+
+
+__all__ = sorted(_EXPORTS)

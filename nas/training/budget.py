@@ -1,4 +1,5 @@
-"""How long and how a network trains: :class:`TrainBudget`, validated plain data, and its optimizer."""
+"""How long and how a network trains: :class:`TrainBudget`, validated plain data (no torch: it travels in
+jobs and run files; the optimizer it names is built by :func:`nas.training.optim.make_optimizer`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-import torch
-from torch import nn
-
 from nas.errors import ConfigError
+from nas.kinds import NORMS
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 # Learning rates per 256 images of batch (scaled linearly with the batch size) and weight decay.
@@ -158,30 +157,9 @@ def peak_learning_rate(budget: TrainBudget, norm: str) -> float:
     """
     if budget.lr is not None:
         return float(budget.lr)
-    from nas.kinds import NORMS
 
     return budget.learning_rate * float(getattr(NORMS[norm], "lr_scale", 1.0))
 
 
-def make_optimizer(model: nn.Module, budget: TrainBudget, lr: float | None = None) -> torch.optim.Optimizer:
-    """The budget's optimizer over the trainable parameters; weight decay applies to conv / linear
-    weights, not to norms and biases. Each group remembers its ``peak_lr`` (restored with the
-    optimizer's state, so a resumed run follows the same schedule)."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.dim() > 1 else no_decay).append(param)
-    peak = budget.learning_rate if lr is None else lr
-    groups = [{"params": params, "weight_decay": wd, "peak_lr": peak}
-              for params, wd in ((decay, budget.decay), (no_decay, 0.0)) if params]
-    if budget.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=peak, momentum=0.9, nesterov=True, fused=True)
-    if budget.optimizer == "rmsprop":
-        # The EfficientNet recipe: decay 0.9, momentum 0.9, epsilon 1e-3 (TF puts epsilon inside the
-        # square root, torch outside: close, not identical).
-        return torch.optim.RMSprop(groups, lr=peak, alpha=0.9, momentum=0.9, eps=1e-3, foreach=True)
-    return torch.optim.AdamW(groups, lr=peak, betas=(0.9, 0.999), fused=True)
-
-
-__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "MAX_WARMUP_FRACTION", "OPTIMIZERS", "TrainBudget", "make_optimizer",
+__all__ = ["DEFAULT_LR", "DEFAULT_WEIGHT_DECAY", "MAX_WARMUP_FRACTION", "OPTIMIZERS", "TrainBudget",
            "peak_learning_rate"]

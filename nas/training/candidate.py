@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import torch
 
+from nas.counting import count
 from nas.data.base import Dataset
 from nas.device import resolve_device
 from nas.errors import ConfigError
@@ -108,8 +109,6 @@ def train_candidate(spec: ArchSpec, data: Dataset, budget: TrainBudget | None = 
     known: dict[str, Any] = {}
     timer, memory, minival, session = StepTimer(device), MemoryPeak(device), None, None
     try:
-        from nas.counting import count
-
         spec = spec.with_(num_classes=data.num_classes, in_chans=data.in_chans)
         resolution = budget.resolution or spec.resolution
         known = {"params": count(spec).params, "macs": count(spec).macs, "proxy_macs": count(spec, resolution).macs}

@@ -21,9 +21,10 @@ from torch import nn
 
 from nas.data.augment import AugmentConfig, Augmenter
 from nas.data.sources import ImageSource
-from nas.training.budget import TrainBudget, make_optimizer
+from nas.training.budget import TrainBudget
 from nas.training.evaluate import Evaluation, evaluate
 from nas.training.loop import Hook, LoopPlan, TrainState, fit
+from nas.training.optim import make_optimizer
 from nas.training.parts import batch_norms, classifier
 from nas.training.schedules import StepSettings, fixed_settings
 from nas.training.setup import step_counts

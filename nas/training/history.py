@@ -51,10 +51,10 @@ def _cell(value: Any) -> Any:
 
 def plot_curves(path: str | Path, rows: Sequence[dict[str, Any]], title: str = "") -> None:
     """Loss, accuracy and schedule against the epoch, three panels, written atomically as a PNG."""
-    import matplotlib
+    import matplotlib  # plotting: imported only to draw
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # plotting: imported only to draw
 
     epochs = [row["epoch"] for row in rows]
 

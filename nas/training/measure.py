@@ -18,8 +18,9 @@ from nas.data.augment import Augmenter
 from nas.data.sources import ImageSource
 from nas.device import synchronize
 from nas.timing import median_ms, rss_bytes, time_forward
-from nas.training.budget import TrainBudget, make_optimizer
+from nas.training.budget import TrainBudget
 from nas.training.loop import Hook, TrainState
+from nas.training.optim import make_optimizer
 from nas.training.schedules import StepSettings
 
 WARMUP_STEPS_TIMED = 3  # train steps excluded from the step-time median (allocation, oneDNN, compile)

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import torch
 
-from nas.checkpoint import read_format
+from nas.checkpoint import first_mismatch, read_format
 from nas.errors import StorageError
 from nas.fileio import atomic_torch_save
 from nas.training.ema import WeightAverage
@@ -73,8 +73,6 @@ def load_train_state(path: str | Path) -> dict[str, Any]:
 def restore_train_state(stored: Mapping[str, Any], state: TrainState, ema: WeightAverage | None,
                         device: torch.device, path: str | Path = "last.pt") -> None:
     """Put a loaded ``last.pt`` back into a freshly prepared training (inside its ``fork_rng``)."""
-    from nas.checkpoint import first_mismatch
-
     problem = first_mismatch(state.model.state_dict(), stored["model"])
     if problem is not None:
         raise StorageError(f"{path}: does not fit this network: {problem}")

@@ -36,11 +36,14 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from nas.api import load_spec
 from nas.checkpoint import load_model_checkpoint, save_model_checkpoint
+from nas.counting import count
+from nas.data import load_dataset
 from nas.data.base import Dataset
 from nas.data.sources import ImageSource
 from nas.device import resolve_device
-from nas.errors import StorageError
+from nas.errors import ConfigError, StorageError
 from nas.metrics import Metrics, pack_correct
 from nas.spec import ArchSpec
 from nas.training.config import TrainConfig
@@ -153,9 +156,6 @@ def train_model(spec: Any, config: TrainConfig | None = None, out: str | Path | 
     ``config.dataset``. ``progress`` draws a progress bar per epoch and prints a line per epoch on
     ``console`` (default: stderr). Raises :class:`~nas.errors.NasError` subclasses for bad input.
     """
-    from nas.api import load_spec
-    from nas.data import load_dataset
-
     start = time.perf_counter()
     config = config or TrainConfig()
     budget = config.budget
@@ -218,7 +218,6 @@ def _check_resumable(stored: dict[str, Any], spec: ArchSpec, config: TrainConfig
     difference = stored_config.first_difference(config)
     if difference is not None:
         name, was, now = difference
-        from nas.errors import ConfigError
 
         raise ConfigError(f"{name} is {now!r} here but {was!r} in {path}; a resumed training keeps its settings",
                           field=name)
@@ -308,7 +307,6 @@ def _finish(run: _Run, memory: MemoryPeak, resumed_at: int, progress: bool, cons
                      session.plan.autocast)
     latency, latency_batch = inference_latency(model, final_resolution, run.spec.in_chans, session.plan.batch_size,
                                                session.device, budget.channels_last, session.plan.autocast)
-    from nas.counting import count
 
     saved = run.spec.with_(resolution=final_resolution)
     cost = count(saved)

@@ -20,14 +20,15 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from nas.builder import build_model
 from nas.data.augment import AugmentConfig, Augmenter, default_crop_padding
 from nas.data.base import Dataset
 from nas.data.sources import ImageSource
 from nas.spec import ArchSpec
-from nas.training.budget import TrainBudget, make_optimizer, peak_learning_rate
+from nas.training.budget import TrainBudget, peak_learning_rate
 from nas.training.loop import LoopPlan, TrainState, default_train_mode
-from nas.training.schedules import (SettingsAt, StepSettings, bn_momentum_for, fixed_settings,
-                                    warmup_steps_for)
+from nas.training.optim import make_optimizer
+from nas.training.schedules import SettingsAt, StepSettings, bn_momentum_for, fixed_settings, warmup_steps_for
 
 # settings_at for a plan: given the base settings and the step counts, returns step -> settings
 SettingsFactory = Callable[[StepSettings, int, int], SettingsAt]  # (base, steps_per_epoch, total_steps)
@@ -102,8 +103,6 @@ def prepare(spec: ArchSpec, data: Dataset, budget: TrainBudget, device: torch.de
     after building and before the optimizer is made (load pretrained weights, freeze a backbone);
     ``train_mode`` is the model's training mode (see :class:`~nas.training.loop.TrainState`).
     """
-    from nas.builder import build_model
-
     spec = spec.with_(num_classes=data.num_classes, in_chans=data.in_chans)
     resolution = budget.resolution or spec.resolution
     fmt = torch.channels_last if budget.channels_last else torch.contiguous_format

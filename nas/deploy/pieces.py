@@ -18,6 +18,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
+from nas.errors import SpecError
 from nas.spec import ArchSpec, StageSpec
 
 
@@ -80,8 +81,6 @@ class Piece:
 
     def is_valid(self) -> bool:
         """False when no network can hold this piece (a group size that does not divide its width)."""
-        from nas.errors import SpecError
-
         try:
             self._host_spec()
         except SpecError:
@@ -90,9 +89,9 @@ class Piece:
 
     def module(self, seed: int = 0) -> Any:
         """The piece as a module in eval mode (seeded weights)."""
-        import torch
+        import torch  # torch: imported when used, not at module import
 
-        from nas.builder import build_model
+        from nas.builder import build_model  # torch: imported when used, not at module import
 
         model = build_model(self._host_spec(), generator=torch.Generator().manual_seed(seed))
         part = model.stem if self.kind == "stem" else model.head if self.kind == "head" else model.stages[0][0]

@@ -24,7 +24,7 @@ from nas.errors import SpecError
 if TYPE_CHECKING:
     from torch import nn
 
-    from nas.counting import Tally
+    from nas.kinds.tally import Tally
     from nas.spec import StageSpec
 
 
@@ -69,9 +69,4 @@ class BlockKind:
         return f"<block kind {self.name}>"
 
 
-def strided(size: int, stride: int) -> int:
-    """Spatial size after a stride-``stride`` conv with 'same' padding: ceil(size / stride)."""
-    return -(-size // stride)
-
-
-__all__ = ["BlockKind", "strided"]
+__all__ = ["BlockKind"]

@@ -6,8 +6,8 @@ measures it on the user's own run:
 
 1. take ``top`` completed candidates spread evenly over the range of search rewards (not only the
    best: a ranking is about the whole order);
-2. train them again at a higher fidelity, as a ``fidelity`` stage of the same run (same engine,
-   store, runner and resume as the search);
+2. train them again at a higher fidelity (:func:`nas.jobs.setup.higher_fidelity`), as a
+   ``fidelity`` stage of the same run (same engine, store, runner and resume as the search);
 3. report Kendall's tau and Spearman's rho between the proxy's and the higher fidelity's accuracies
    and rewards, with bootstrap intervals (:func:`nas.stats.rank_agreement`), a scatter plot and
    ``RUN/fidelity.json``.
@@ -20,16 +20,20 @@ it trained; raise the proxy's epochs, width or resolution, or re-rank the leader
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from nas.decisions import Decision
-from nas.engine import Engine, Plan, Stage, proposals_in_order
+from nas.engine import Plan, Stage
 from nas.errors import ConfigError
 from nas.fileio import atomic_write_json
+from nas.jobs.search import Search, SearchConfig
+from nas.jobs.setup import fixed_points_stage, higher_fidelity, is_int
+from nas.ranking import Candidate, candidates
+from nas.stats import rank_agreement
 
 STAGE = "fidelity"
 SEED_OFFSET = 2000  # the fidelity runs' training seed is the search's + 2000: a fresh training
@@ -48,8 +52,9 @@ class FidelitySettings:
     resolution: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.top, int) or isinstance(self.top, bool) or self.top <= 0:
-            raise ConfigError(f"top must be a positive number of candidates, got {self.top!r}", field="top")
+        if not is_int(self.top) or self.top < 3:
+            raise ConfigError(f"top must be at least 3 candidates (a rank agreement needs 3), got {self.top!r}",
+                              field="top")
         if self.epochs is not None and not self.epochs > 0:
             raise ConfigError(f"epochs must be > 0, got {self.epochs!r}", field="epochs")
 
@@ -69,12 +74,8 @@ def spread(n: int, k: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
 
 
-def fidelity_stage(search: Any, settings: FidelitySettings) -> tuple[Stage, list[Any]]:
+def fidelity_stage(search: Search, settings: FidelitySettings) -> tuple[Stage, list[Candidate]]:
     """The fidelity stage of a resumed search, and the candidates it re-trains (best reward first)."""
-    from nas.ranking import candidates
-    from search_spaces import ProxyConfig
-
-    cfg, c = search.config, search.comps
     found = candidates(search.store.records())
     if len(found) < 3:
         raise ConfigError(f"a fidelity check needs at least 3 completed candidates; this run has {len(found)}",
@@ -86,29 +87,21 @@ def fidelity_stage(search: Any, settings: FidelitySettings) -> tuple[Stage, list
     while len(chosen) < settings.top:  # rounding merged two positions: fill with the next unused ones
         chosen.append(next(f for f in found if f not in chosen))
     chosen.sort(key=lambda cand: cand.search_rank)
-    proxy = ProxyConfig(width=settings.width or cfg.proxy_width, depth=settings.depth or cfg.proxy_depth,
-                        resolution=settings.resolution or cfg.proxy_resolution,
-                        target_resolution=cfg.target_resolution)
-    budget = replace(c.budget, epochs=settings.epochs or 2 * c.budget.epochs, steps=None,
-                     seed=cfg.seed + SEED_OFFSET)
+    proxy, budget = higher_fidelity(search.config, search.parts.budget, epochs=settings.epochs,
+                                    seed=search.config.seed + SEED_OFFSET, width=settings.width,
+                                    depth=settings.depth, resolution=settings.resolution)
 
     def plan(choices: tuple[int, ...]) -> Plan:
         full, proxy_spec = search.full_and_proxy(tuple(choices), proxy)
         return Plan(full, proxy_spec, budget)
 
-    decisions: tuple[Decision, ...] = search.decisions
-    held = {tuple(r.indices) for r in search.store.records(STAGE)}
-    held |= {tuple(r.indices) for r in search.store.reservations(STAGE)}
-    todo = [cand.search.indices for cand in chosen if tuple(cand.search.indices) not in held]
-    return Stage(STAGE, decisions, proposals_in_order(decisions, todo), len(chosen), plan), chosen
+    points = [tuple(cand.search.indices) for cand in chosen]
+    return fixed_points_stage(STAGE, search.decisions, points, len(chosen), plan, search.store), chosen
 
 
 def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str | None = None,
                  on_trial: Callable[[Any, int, int], None] | None = None, plot: bool = True) -> FidelityResult:
     """Re-train ``settings.top`` candidates of a finished search at a higher fidelity and compare the rankings."""
-    from nas.search import Search, SearchConfig
-    from nas.stats import rank_agreement
-
     run_dir = Path(run_dir)
     search = Search(SearchConfig(), run_dir, storage=storage, resume=True, overrides={}, on_trial=on_trial)
     stage, chosen = fidelity_stage(search, settings)
@@ -118,10 +111,7 @@ def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str |
         raise ConfigError(f"{run_dir} already holds a fidelity check with other settings ({given}); repeat "
                           f"them to resume it, or copy the run folder to check another fidelity")
     atomic_write_json(run_dir / RESULT_FILE, {"settings": asdict(settings), "complete": False})
-    c = search.comps
-    engine = Engine(search.store, c.objective, c.dataset, c.data_ref, search.config.device, search.config.runner,
-                    search.config.runner_options, measure_full_latency=getattr(c.objective, "cost", None) == "latency",
-                    latency=c.latency, on_trial=on_trial)
+    engine = search.make_engine(latency=search.latency)
     try:
         outcome = engine.run(stage)
     finally:
@@ -142,11 +132,12 @@ def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str |
             found = rank_agreement([p[f"proxy_{what}"] for p in usable], [p[f"fidelity_{what}"] for p in usable])
             agreement[what] = {name: asdict(a) for name, a in found.items()}
     result = FidelityResult(run_dir, pairs, agreement, outcome.trained, outcome.reused, asdict(settings))
+    cfg = search.config
     atomic_write_json(run_dir / RESULT_FILE, {
         "settings": asdict(settings), "complete": len(usable) == len(pairs), "candidates": pairs,
         "agreement": agreement, "pairs_used": len(usable),
-        "search": {"epochs": c.budget.epochs, "proxy_width": search.config.proxy_width,
-                   "proxy_depth": search.config.proxy_depth, "proxy_resolution": search.config.proxy_resolution},
+        "search": {"epochs": search.parts.budget.epochs, "proxy_width": cfg.proxy_width,
+                   "proxy_depth": cfg.proxy_depth, "proxy_resolution": cfg.proxy_resolution},
         "how_to_read": "tau near 1: the proxy ranks candidates as the higher fidelity does; tau near 0 (or an "
                        "interval containing 0): the proxy's ranking, and so the search's B0, is close to noise."})
     if plot and usable:
@@ -155,8 +146,6 @@ def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str |
 
 
 def _stored_settings(run_dir: Path) -> dict[str, Any] | None:
-    import json
-
     path = run_dir / RESULT_FILE
     if not path.exists():
         return None
@@ -168,7 +157,7 @@ def _stored_settings(run_dir: Path) -> dict[str, Any] | None:
 
 def save_scatter(result: FidelityResult, path: Path) -> Path:
     """Proxy against higher fidelity, for accuracy and reward, with tau and rho in the titles."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: imported only to draw
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 4.5), dpi=120)

@@ -9,6 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from nas.engine import error_kind
+from nas.ranking import accuracy_interval
+
 
 def make_console() -> Console:
     """A rich console; 120 columns when writing to a file or pipe so that wide tables are not cut."""
@@ -61,8 +64,6 @@ class SearchProgress:
         self._progress = None
 
     def update(self, record: Any, done: int, total: int) -> None:
-        from nas.engine import error_kind
-
         m = record.metrics
         if m.status in ("failed", "diverged"):
             kind = error_kind(m.error or m.status)
@@ -81,8 +82,6 @@ class SearchProgress:
 
 def interval_text(record: Any) -> str:
     """``0.962-0.981`` (the accuracy's 95% Wilson interval), ``-`` when unknown."""
-    from nas.ranking import accuracy_interval
-
     interval = accuracy_interval(record)
     return "-" if interval is None else f"{interval[0]:.3f}-{interval[1]:.3f}"
 

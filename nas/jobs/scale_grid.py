@@ -3,14 +3,15 @@
 ::
 
     enumerate_grid(base) -> points (reference first) -> each point: proxy_for_point -> runner
-        -> Metrics -> reward (accuracy, or an objective) -> RunStore.record (persisted at once)
+        -> Metrics -> reward (accuracy, or an objective) -> the run's store (persisted at once)
     -> scaling.csv (every point, predicted vs actual cost ratio, accuracy, rank)
     -> scaling.json (the chosen alpha, beta, gamma; input of ``nas scale apply --from``)
 
 The grid is a search: its space is :class:`search_spaces.grid.CompoundGridSpace` (decisions
-``alpha``/``beta``/``gamma``, one point per grid point), its controller proposes the points in
-order, and :class:`nas.engine.Engine` runs it with the same loop, store, dedupe, resume and runners
-as ``nas search``. What is left here is the grid's configuration and its writers.
+``alpha``/``beta``/``gamma``, one point per grid point), its points are proposed in order, and
+:class:`nas.engine.Engine` runs it with the same set-up (:class:`nas.jobs.setup.Job`), loop, store,
+dedupe, resume and runners as ``nas search``. What is left here is the grid's configuration and its
+writers.
 
 A grid run is a run folder like a search's: ``run.json`` (kind ``scale-grid``, the config and the
 base spec, so a resume needs no other file), the Optuna study (one trial per point, stage ``grid``),
@@ -23,23 +24,24 @@ resolution multipliers) grown by the point's depth alpha^phi, width beta^phi and
 gamma^phi. Two points whose proxies are the same network (the rounding often merges neighbours)
 train once; the second is recorded with ``reused_from``. The reward, and so the choice, uses the
 accuracy of the proxy (the paper's criterion) or an objective (``mnas``, ``v2``) whose cost terms
-are those of the full-size scaled network. Only points that satisfy the constraint can be chosen;
-the reference (1.2, 1.1, 1.15) is trained and ranked beside them for comparison.
+are those of the full-size scaled network; the mnas reward keeps its soft constraint here (the
+grid's own ``constraint`` is formula / actual). Only points that satisfy the constraint can be
+chosen; the reference (1.2, 1.1, 1.15) is trained and ranked beside them for comparison.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from nas.compound import CONSTRAINTS, GridPoint, enumerate_grid
-from nas.engine import Engine, Plan, Stage, proposals_in_order, with_v2_references
-from nas.errors import ConfigError, StorageError
+from nas.engine import Plan, Stage
+from nas.errors import ConfigError
 from nas.fileio import atomic_write_json, atomic_write_text
-from nas.search import check_budget_flags, check_device, from_known_fields, objective_options, training_budget
+from nas.jobs.setup import Job, JobSettings, fixed_points_stage
 from nas.spec import ArchSpec
-from nas.store import RunStore, TrialRecord, run_exists
+from nas.store import RunStore, TrialRecord
 from search_spaces.grid import AXES, CompoundGridSpace, coordinates
 
 KIND = "scale-grid"
@@ -51,52 +53,25 @@ SCALING_COLUMNS = ("trial", "alpha", "beta", "gamma", "reference", "in_constrain
 
 
 @dataclass(frozen=True)
-class ScaleGridConfig:
+class ScaleGridConfig(JobSettings):
     """Everything that defines a grid run; stored in ``RUN/run.json`` so that a resume repeats it."""
 
-    base: Mapping[str, Any]  # the base ArchSpec as a dict (before adapting it to the dataset)
+    objective: str = "accuracy"  # the paper's criterion
+    base: Mapping[str, Any] = field(default_factory=dict)  # the base ArchSpec as a dict (before the dataset)
     base_source: str = ""
     phi: float = 1.0
     step: float = 0.05
     max: float = 1.5
     tol: float = 0.1
-    constraint: str = "formula"
-    objective: str = "accuracy"
-    cost: str = "macs"
-    target: str | None = None
-    w: float | None = None
-    v: float | None = None
-    step_time_ref_ms: float | None = None
-    params_ref: float | None = None
-    dataset: str = "digits"
-    data_dir: str | None = None
-    epochs: float | None = None
-    batch_size: int | None = None
-    proxy_width: float = 0.5
-    proxy_depth: float = 0.5
-    proxy_resolution: int = 32
-    runner: str = "local"
-    runner_options: Mapping[str, Any] = field(default_factory=dict)
-    device: str = "auto"
-    seed: int = 0
-    data_cache: str | None = None  # as SearchConfig's
-    rebuild_cache: bool = False
+    constraint: str = "formula"  # how points are kept: formula or actual (not the mnas reward's)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.base:
+            raise ConfigError("base: a scaling grid needs a base network", field="base")
         if self.constraint not in CONSTRAINTS:
             raise ConfigError(f"unknown constraint {self.constraint!r}; valid: {', '.join(CONSTRAINTS)}",
                               field="constraint")
-        check_budget_flags(self.epochs, self.batch_size)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["base"] = dict(self.base)
-        data["runner_options"] = dict(self.runner_options)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ScaleGridConfig":
-        return from_known_fields(cls, data)
 
 
 @dataclass
@@ -110,119 +85,44 @@ class ScaleGridResult:
     wall_time_s: float
 
 
-@dataclass(frozen=True)
-class SearchConfigView:
-    """The reward settings of a grid config under the names :func:`objective_options` reads."""
-
-    objective: str
-    cost: str
-    target: str | None
-    constraint: str
-    w: float | None
-    v: float | None
-    step_time_ref_ms: float | None
-    params_ref: float | None
-
-    @classmethod
-    def of(cls, config: ScaleGridConfig) -> "SearchConfigView":
-        return cls(config.objective, config.cost, config.target, "soft", config.w, config.v,
-                   config.step_time_ref_ms, config.params_ref)
-
-
-def grid_objective(config: ScaleGridConfig, stored: Mapping[str, Any] | None = None) -> Any:
-    """The ranking: accuracy (the paper's criterion) or a search objective on the full-size cost.
-
-    The grid's own ``constraint`` (formula / actual) is not the mnas reward's; the reward keeps its
-    soft constraint.
-    """
-    from objectives import make_objective
-
-    return make_objective(config.objective, **objective_options(SearchConfigView.of(config), stored))
-
-
-class ScaleGrid:
+class ScaleGrid(Job):
     """One grid run; :meth:`run` trains every point not yet stored."""
 
-    def __init__(self, config: ScaleGridConfig, out: str | Path, storage: str | None = None, resume: bool = False,
-                 on_point: Callable[[TrialRecord, int, int], None] | None = None) -> None:
-        self.out = Path(out)
-        self.on_point = on_point
-        if resume:
-            self.store: RunStore | None = RunStore.open(self.out, storage)
-            if self.store.config.get("kind") != KIND:
-                raise StorageError(f"{self.out} holds a {self.store.config.get('kind', 'search')} run, not a "
-                                   f"scaling grid; resume it with its own command")
-            config = ScaleGridConfig.from_dict(self.store.config)
-        else:
-            self.store = None
-            if run_exists(self.out):
-                raise StorageError(f"{self.out} already holds a run; resume it or choose another output folder",
-                                   field="out")
-        self.config = config
-        self._prepare()  # every name and number is checked before any file is written
-        if self.store is None:
-            refs = with_v2_references(objective_options(SearchConfigView.of(config)), config.objective, self.base,
-                                      self.space.proxies[0], self.data_ref, self.dataset, self.budget,
-                                      config.device)
-            if refs:
-                self.config = replace(config, **refs)
-                self.objective = grid_objective(self.config)
-            self.store = RunStore.create(self.out, self.config.to_dict(), storage, kind=KIND)
+    kind: ClassVar[str] = KIND
+    config_class: ClassVar[type] = ScaleGridConfig
+    resumable: ClassVar[tuple[str, ...]] = ("rebuild_cache",)
+    config: ScaleGridConfig
 
-    # ---------------------------------------------------------------------------- set-up
-    def _prepare(self) -> None:
-        from runners import RUNNERS, check_runner
-        from runners.base import cached_dataset, dataset_ref
-        from search_spaces import ProxyConfig
-        from nas.errors import unknown_name
-        from objectives import OBJECTIVES
+    def __init__(self, config: ScaleGridConfig | None, out: str | Path, storage: str | None = None,
+                 resume: bool = False, on_point: Callable[[TrialRecord, int, int], None] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config, out, storage=storage, resume=resume, on_trial=on_point, overrides=overrides)
 
-        c = self.config
-        if c.objective not in OBJECTIVES:
-            raise unknown_name("objective", c.objective, list(OBJECTIVES))
-        if c.runner not in RUNNERS:
-            raise unknown_name("runner", c.runner, list(RUNNERS))
-        check_device(c.device, c.runner)
-        check_runner(c.runner, c.runner_options)
-        base = ArchSpec.from_dict(c.base)
-        self.data_ref = dataset_ref(c)
-        self.dataset = cached_dataset(self.data_ref)
+    def prepare(self) -> None:
+        c, data = self.config, self.parts.dataset
         # The full-size base for this dataset: its classes and channels, at the base's own resolution.
-        self.base = base.with_(num_classes=self.dataset.num_classes, in_chans=self.dataset.in_chans)
-        proxy = ProxyConfig(width=c.proxy_width, depth=c.proxy_depth, resolution=c.proxy_resolution)
+        self.base = ArchSpec.from_dict(c.base).with_(num_classes=data.num_classes, in_chans=data.in_chans)
         points = enumerate_grid(self.base, phi=c.phi, step=c.step, high=c.max, tol=c.tol, constraint=c.constraint)
-        self.space = CompoundGridSpace(self.base, tuple(points), proxy)
+        self.space = CompoundGridSpace(self.base, tuple(points), c.proxy)
         self.points = list(self.space.points)
-        self.objective = grid_objective(c, self.store.config if self.store is not None else None)
-        self.budget = training_budget(c.seed, c.epochs, c.batch_size)
         self.decisions = self.space.decisions
+
+    def reference_plan(self) -> Plan:
+        """The v2 reward's reference: the grid's first point, the paper's (1.2, 1.1, 1.15)."""
+        return Plan(self.points[0].spec, self.space.proxies[0], self.parts.budget)
 
     def stage(self) -> Stage:
         """The grid as an engine stage: the points the store does not hold yet, in order."""
-        assert self.store is not None
-        held = {tuple(r.indices) for r in self.store.records(STAGE)}
-        held |= {tuple(r.indices) for r in self.store.reservations(STAGE)}
-        todo = [self.space.choices_of(p) for p in self.points if self.space.choices_of(p) not in held]
-
         def plan(choices: tuple[int, ...]) -> Plan:
             i = self.space.index(choices)
-            return Plan(self.points[i].spec, self.space.proxies[i], self.budget, self.space.extra_values(i))
+            return Plan(self.points[i].spec, self.space.proxies[i], self.parts.budget, self.space.extra_values(i))
 
-        return Stage(STAGE, self.decisions, proposals_in_order(self.decisions, todo), len(self.points), plan)
+        points = [self.space.choices_of(p) for p in self.points]
+        return fixed_points_stage(STAGE, self.decisions, points, len(points), plan, self.store)
 
     # ------------------------------------------------------------------------------- loop
     def run(self) -> ScaleGridResult:
-        assert self.store is not None
-        c = self.config
-
-        def on_trial(record: TrialRecord, done: int, total: int) -> None:
-            self.write_outputs()
-            if self.on_point is not None:
-                self.on_point(record, done, total)
-
-        engine = Engine(self.store, self.objective, self.dataset, self.data_ref, c.device, c.runner,
-                        c.runner_options, measure_full_latency=getattr(self.objective, "cost", None) == "latency",
-                        on_trial=on_trial)
+        engine = self.make_engine()
         try:
             result = engine.run(self.stage())
         finally:
@@ -234,7 +134,6 @@ class ScaleGrid:
     # ---------------------------------------------------------------------------- outputs
     def ranked(self) -> list[TrialRecord]:
         """Points that satisfy the constraint and trained, best reward first (ties: earlier trial)."""
-        assert self.store is not None
         ok = [r for r in self.store.records(STAGE) if r.metrics.ok and r.reward is not None
               and r.values.get("in_constraint", 1.0) == 1.0]
         return sorted(ok, key=lambda r: (-r.reward, r.number))
@@ -243,11 +142,10 @@ class ScaleGrid:
         ranked = self.ranked()
         return ranked[0] if ranked else None
 
-    def dataframe(self):
+    def dataframe(self) -> Any:
         """scaling.csv: every grid point (trained or not yet) with its ratios, accuracy and rank."""
-        import pandas as pd
+        import pandas as pd  # pandas: imported when a table is made
 
-        assert self.store is not None
         by_coords = {coordinates(r.choices): r for r in self.store.records(STAGE)}
         ranks = {r.number: n for n, r in enumerate(self.ranked(), 1)}
         chosen = self.chosen()
@@ -273,7 +171,6 @@ class ScaleGrid:
         chosen = self.chosen()
         if chosen is None:
             return None
-        assert self.store is not None
         c = self.config
         records = self.store.records(STAGE)
         reference = next((r for r in records if r.values.get("reference") == 1.0), None)
@@ -295,8 +192,8 @@ class ScaleGrid:
         }
 
     def write_outputs(self) -> None:
-        assert self.store is not None
-        atomic_write_text(self.out / "trials.csv", self.store.dataframe().to_csv(index=False))
+        """trials.csv, scaling.csv and scaling.json (atomically)."""
+        self.store.write_trials_csv()
         atomic_write_text(self.out / "scaling.csv", self.dataframe().to_csv(index=False))
         summary = self.summary()
         if summary is not None:
@@ -309,4 +206,4 @@ def run_scale_grid(config: ScaleGridConfig, out: str | Path, storage: str | None
     return ScaleGrid(config, out, storage=storage, resume=resume, on_point=on_point).run()
 
 
-__all__ = ["KIND", "SCALING_COLUMNS", "ScaleGrid", "ScaleGridConfig", "ScaleGridResult", "run_scale_grid"]
+__all__ = ["KIND", "SCALING_COLUMNS", "STAGE", "ScaleGrid", "ScaleGridConfig", "ScaleGridResult", "run_scale_grid"]

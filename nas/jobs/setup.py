@@ -1,0 +1,301 @@
+"""The one set-up every job stands on: its settings, their checks, the run folder, the engine.
+
+A job (a search, a compound-scaling grid) is one or more stages of :class:`nas.engine.Engine` on one
+run store. What they share is written here once:
+
+* :class:`JobSettings`, the settings every job has (the reward, the data, the proxy training, where
+  it runs), which each job's config extends; ``run.json`` holds them by name;
+* :func:`build_parts`: every name and number checked, and the objective, data, budget and runner
+  built, *before* anything is written, so a bad setting leaves no run folder behind;
+* :class:`Job`: opening a new run or resuming one (which settings a resume may change), measuring the
+  objective's references where the candidates train, and making the engine;
+* the higher-fidelity rule (:func:`higher_fidelity`) and the points a stage still has to train
+  (:func:`points_not_held`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from nas.controllers.sequence import SequenceController
+from nas.data.ref import DatasetRef, cached_dataset, dataset_ref
+from nas.decisions import Decision
+from nas.device import resolve_device
+from nas.engine import Engine, Plan, Stage
+from nas.errors import ConfigError, StorageError
+from nas.spec import ArchSpec
+from nas.store import RunStore, TrialRecord, run_exists
+from nas.training.budget import TrainBudget
+from objectives import Objective, objective_from_settings
+from runners import runner_factory
+from search_spaces import ProxyConfig
+
+REFERENCE_STAGE = "reference"
+REFERENCE_STEPS = 12  # steps the reference network trains for its step time (the v2 reward's S_ref)
+HIGHER_FIDELITY_EPOCHS = 2  # a higher fidelity trains this many times the search's epochs unless told
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What every job is set with; each job's config adds its own fields (``run.json`` stores them all).
+
+    The reward (``objective``, ``cost``, ``target``, ``w``, ``v``, and the v2 references, measured when
+    None), the data (``dataset``, ``data_dir``, ``data_cache``, ``rebuild_cache``), the proxy training
+    (``epochs``, ``batch_size``, ``proxy_width`` / ``proxy_depth`` / ``proxy_resolution``, ``seed``) and
+    where it runs (``runner``, ``runner_options``, ``device``).
+    """
+
+    objective: str = "mnas"
+    cost: str = "macs"
+    target: str | None = None
+    w: float | None = None
+    v: float | None = None
+    step_time_ref_ms: float | None = None
+    params_ref: float | None = None
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: float | None = None  # None = the trainer's default budget
+    batch_size: int | None = None
+    proxy_width: float = 0.5
+    proxy_depth: float = 0.5
+    proxy_resolution: int = 32
+    runner: str = "local"
+    runner_options: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    seed: int = 0
+    data_cache: str | None = None  # folder of the data cache (memory-mapped files at the proxy resolution)
+    rebuild_cache: bool = False  # rebuild a data cache of another dataset, resolution or source
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and not (_finite(self.epochs) and self.epochs > 0):
+            raise ConfigError(f"epochs must be > 0, got {self.epochs!r}", field="epochs")
+        if self.batch_size is not None and not (is_int(self.batch_size) and self.batch_size > 0):
+            raise ConfigError(f"batch_size must be an integer > 0, got {self.batch_size!r}", field="batch_size")
+        if not is_int(self.seed):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}", field="seed")
+        self.proxy  # noqa: B018 - checks the proxy's width, depth and resolution now, naming the setting
+
+    @property
+    def reward_constraint(self) -> str:
+        """The mnas reward's constraint (soft, unless a job lets the user choose)."""
+        return "soft"
+
+    @property
+    def proxy(self) -> ProxyConfig:
+        """How candidates shrink to train (the target resolution, where a job has one, counts their cost)."""
+        return ProxyConfig(width=self.proxy_width, depth=self.proxy_depth, resolution=self.proxy_resolution,
+                           target_resolution=getattr(self, "target_resolution", None))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name, value in data.items():
+            if isinstance(getattr(self, name), Mapping):
+                data[name] = dict(getattr(self, name))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """From a stored ``run.json``, ignoring keys the settings do not know (kind, storage, owner...)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_device(device: str, runner: str) -> None:
+    """Refuse a device that cannot work before anything is written.
+
+    With the local runner the device must exist here. With Ray it must exist on the workers, which
+    may have GPUs the driver lacks, so only its spelling is checked here.
+    """
+    if runner == "local":
+        resolve_device(device)
+    elif not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(device).strip().lower()):
+        raise ConfigError(f"device {device!r}: expected auto, cpu, cuda or cuda:<index>", field="device")
+
+
+def training_budget(settings: JobSettings) -> TrainBudget:
+    """The proxy budget: the trainer's defaults with the job's seed, epochs and batch size."""
+    args: dict[str, Any] = {"seed": settings.seed}
+    if settings.epochs is not None:
+        args["epochs"] = settings.epochs
+    if settings.batch_size is not None:
+        args["batch_size"] = settings.batch_size
+    return TrainBudget(**args)
+
+
+def higher_fidelity(settings: JobSettings, budget: TrainBudget, *, epochs: float | None, seed: int,
+                    width: float | None = None, depth: float | None = None, resolution: int | None = None,
+                    role: str = "") -> tuple[ProxyConfig, TrainBudget]:
+    """The rule for training candidates again at a higher fidelity (re-ranking, fidelity checks).
+
+    Each of ``width``, ``depth``, ``resolution`` None keeps the search's proxy value; ``epochs`` None
+    trains :data:`HIGHER_FIDELITY_EPOCHS` times the search's epochs. The training is a fresh one
+    (``seed``), never the search's own. ``role`` names the settings in errors.
+    """
+    proxy = ProxyConfig(width=settings.proxy_width if width is None else width,
+                        depth=settings.proxy_depth if depth is None else depth,
+                        resolution=settings.proxy_resolution if resolution is None else resolution,
+                        target_resolution=getattr(settings, "target_resolution", None), role=role)
+    if epochs is not None and not (_finite(epochs) and epochs > 0):
+        raise ConfigError(f"{role + '_' if role else ''}epochs must be > 0, got {epochs!r}",
+                          field=f"{role}_epochs" if role else "epochs")
+    return proxy, replace(budget, epochs=HIGHER_FIDELITY_EPOCHS * budget.epochs if epochs is None else epochs,
+                          steps=None, seed=seed)
+
+
+def points_not_held(store: RunStore, stage: str, points: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The points (choice indices) a stage of fixed points still has to propose: neither finished nor reserved."""
+    held = {tuple(r.indices) for r in store.records(stage)} | {tuple(r.indices) for r in store.reservations(stage)}
+    return [tuple(p) for p in points if tuple(p) not in held]
+
+
+def fixed_points_stage(name: str, decisions: tuple[Decision, ...], points: Sequence[tuple[int, ...]], total: int,
+                       plan: Callable[[tuple[int, ...]], Plan], store: RunStore, rewarded: bool = True) -> Stage:
+    """A stage that proposes ``points`` in order (those not yet held), ``total`` trials in all."""
+    todo = points_not_held(store, name, points)
+    return Stage(name, decisions, SequenceController(decisions, points=todo), total, plan, rewarded=rewarded)
+
+
+@dataclass
+class Parts:
+    """What a job is built from, every name resolved and checked before a file is written."""
+
+    objective: Objective
+    data_ref: DatasetRef
+    dataset: Any
+    budget: TrainBudget
+    runner: Callable[[], Any]  # builds the runner when the engine first trains
+
+
+def build_parts(settings: JobSettings, out: Path) -> Parts:
+    """The objective, data, budget and runner of a job; a bad name, number or cluster address raises here."""
+    check_device(settings.device, settings.runner)
+    objective = objective_from_settings(settings)
+    data_ref = dataset_ref(settings)
+    dataset = cached_dataset(data_ref)
+    runner = runner_factory(settings.runner, settings.runner_options, device=settings.device, dataset=dataset,
+                            data_ref=data_ref, run_dir=out)
+    return Parts(objective, data_ref, dataset, training_budget(settings), runner)
+
+
+class Job:
+    """A job on one run folder: set up (new or resumed), its engine, its stages and its outputs.
+
+    Subclasses set ``kind`` (``run.json``'s ``kind``), ``config_class``, ``resumable`` (settings a
+    resume may change) and implement :meth:`prepare` (their own parts, checked before any file is
+    written), :meth:`reference_plan` (the network an objective's references are measured on) and
+    :meth:`write_outputs`.
+    """
+
+    kind: ClassVar[str] = ""
+    config_class: ClassVar[type] = JobSettings
+    resumable: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any, out: str | Path, storage: str | None = None, resume: bool = False,
+                 on_trial: Callable[[TrialRecord, int, int], None] | None = None, study: str | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> None:
+        self.out = Path(out)
+        self.on_trial = on_trial
+        if resume:
+            self.store = RunStore.open(self.out, storage, write=True)
+            stored_kind = self.store.config.get("kind", "search")
+            if stored_kind != self.kind:
+                raise StorageError(f"{self.out} holds a {stored_kind} run, not a {self.kind} run; resume it with "
+                                   "its own command")
+            stored = self.config_class.from_dict(self.store.config)
+            changes = self.resume_changes(config, stored, overrides)
+            bad = sorted(set(changes) - set(self.resumable))
+            if bad:
+                raise ConfigError(f"{bad[0]} cannot change when a run resumes", field=bad[0])
+            self.config = replace(stored, **changes)
+            self.parts = build_parts(self.config, self.out)
+            self.prepare()
+            if changes:  # what this resume changed is what the run is now (a later fidelity check reads it)
+                self.store.update_config(**self.config_changes(changes))
+        else:
+            self.config = config
+            self.parts = build_parts(config, self.out)  # every name the user gave is checked before any file
+            self.prepare()
+            if run_exists(self.out):
+                raise StorageError(f"{self.out} already holds a run; resume it or choose another output folder",
+                                   field="out")
+            self.store = RunStore.create(self.out, self.config.to_dict(), storage, kind=self.kind, study_name=study,
+                                         metrics=self.study_metrics())
+            if self.store.config.get("trials", None) != getattr(self.config, "trials", None):  # joined a shared study
+                self.config = replace(self.config, trials=int(self.store.config["trials"]))
+
+    # ------------------------------------------------------------------------ for subclasses
+    def resume_changes(self, given: Any, stored: Any, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The settings a resume changes (``overrides``: those the user gave again)."""
+        return dict(overrides or {})
+
+    def config_changes(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """``changes`` as stored in run.json (plain JSON values)."""
+        stored = self.config.to_dict()
+        return {name: stored[name] for name in changes}
+
+    def prepare(self) -> None:
+        """Build the job's own parts from ``self.config`` and ``self.parts``; raise on anything bad."""
+
+    def study_metrics(self) -> list[tuple[str, str]]:
+        """The study's (name, direction) pairs."""
+        return [("reward", "maximize")]
+
+    def reference_plan(self) -> Plan:
+        raise NotImplementedError
+
+    def write_outputs(self) -> None:
+        self.store.write_trials_csv()
+
+    @classmethod
+    def objective_of(cls, stored: Mapping[str, Any]) -> Objective:
+        """The objective a stored run (its ``run.json``) was rewarded with."""
+        return objective_from_settings(cls.config_class.from_dict(stored))
+
+    # ------------------------------------------------------------------------------- engine
+    def make_engine(self, latency: Callable[[ArchSpec], float] | None = None) -> Engine:
+        """The job's engine, its objective's missing references measured first (see :meth:`measure_references`)."""
+        engine = Engine(self.store, self.parts.objective, self.parts.runner, self.parts.data_ref, self.config.device,
+                        latency=latency, on_trial=self.on_trial, outputs=self.write_outputs)
+        if self.parts.objective.missing_references():
+            try:
+                self.measure_references(engine)
+            except BaseException:
+                engine.close()
+                raise
+        return engine
+
+    def measure_references(self, engine: Engine) -> None:
+        """Train the reference network where candidates train (its own stage: once per study, reused on
+        resume and by every process sharing the study) and take the objective's references from it."""
+        plan = self.reference_plan()
+        plan = replace(plan, budget=replace(plan.budget, steps=REFERENCE_STEPS))
+        decisions = (Decision(REFERENCE_STAGE, ("reference network",)),)
+        engine.run(fixed_points_stage(REFERENCE_STAGE, decisions, [(0,)], 1, lambda _: plan, self.store,
+                                      rewarded=False))
+        record = next((r for r in self.store.records(REFERENCE_STAGE)), None)
+        if record is None or not record.metrics.ok:
+            reason = "no result" if record is None else (record.metrics.error or record.metrics.status)
+            raise ConfigError(f"could not measure the {self.parts.objective.name} reward's references on the "
+                              f"reference network ({reason}); give them ({', '.join(self.parts.objective.references)}) "
+                              "or start a new run", field="objective")
+        references = self.parts.objective.references_from(record.values)
+        self.config = replace(self.config, **references)
+        self.store.update_config(**references)
+        self.parts.objective = objective_from_settings(self.config)
+        engine.objective = self.parts.objective
+
+
+__all__ = ["HIGHER_FIDELITY_EPOCHS", "Job", "JobSettings", "Parts", "REFERENCE_STAGE", "build_parts", "check_device",
+           "fixed_points_stage", "higher_fidelity", "is_int", "points_not_held", "training_budget"]

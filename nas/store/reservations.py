@@ -1,0 +1,148 @@
+"""The reservation protocol: how processes sharing one study train each network once and fill an exact budget.
+
+Every candidate is one Optuna trial with a life of two steps:
+
+1. :meth:`Reservations.reserve` creates it ``RUNNING`` before its network trains, with the decisions
+   as params and the network, stage and training key as user attributes. The storage hands out
+   trial numbers under a lock, so several processes sharing one study get unique numbers, and the
+   reservation is what makes a shared budget exact: a process counts every reservation below its
+   own before it trains (:meth:`within_budget`).
+2. :meth:`Reservations.complete` fills in the metrics and the reward (or the objective's raw values
+   for a multi-objective study) and finishes the trial ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+
+A process that dies leaves its reservations ``RUNNING``. The same run folder resumed adopts them
+(they are its own: the run folder's ``owner`` id is stored on each); another process sharing the
+study sees them go stale once their heartbeat stops (Optuna's RDB heartbeat) and fails them with
+:meth:`fail_stale`. A reservation that ends without metrics (given up, over budget, stale) is not a
+candidate: it is no record and no count.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+from nas.errors import StorageError
+from nas.spec import ArchSpec
+from nas.store.records import TrialLog, TrialRecord
+from nas.store.study import first_line, shown
+
+
+class Reservations:
+    """Reserve, complete, give up and keep alive the trials of one study on behalf of ``owner``."""
+
+    def __init__(self, study: Any, log: TrialLog, owner: str, metric_names: Sequence[str], storage_url: str) -> None:
+        self.study = study
+        self.log = log
+        self.owner = owner
+        self.metric_names = list(metric_names)
+        self.storage_url = storage_url
+
+    @property
+    def _storage(self) -> Any:
+        return self.study._storage
+
+    def _trial_id(self, number: int) -> int:
+        return self._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
+
+    def reserve(self, stage: str, choices: Mapping[str, Any], indices: Sequence[int], decisions: Sequence[Any],
+                spec: ArchSpec, arch: str, train_key: str) -> int:
+        """Create the RUNNING trial of a candidate about to be trained (or reused); returns its number."""
+        from optuna.distributions import CategoricalDistribution  # optuna: imported when a study is used
+        from optuna.trial import FrozenTrial, TrialState
+
+        distributions = {d.name: CategoricalDistribution(list(d.options)) for d in decisions}
+        attrs = {"stage": stage, "train_key": train_key, "key": spec.key(), "arch": arch, "spec": spec.to_dict(),
+                 "indices": [int(i) for i in indices], "owner": self.owner}
+        template = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
+                               datetime_complete=None, params=dict(choices), distributions=distributions,
+                               user_attrs=attrs, system_attrs={}, intermediate_values={}, trial_id=-1)
+        try:
+            trial_id = self._storage.create_new_trial(self.study._study_id, template_trial=template)
+            self._storage.record_heartbeat(trial_id)
+            return self._storage.get_trial_number_from_id(trial_id)
+        except Exception as exc:  # noqa: BLE001
+            raise StorageError(f"storage {shown(self.storage_url)!r}: cannot add a trial: {first_line(exc)}") from None
+
+    def complete(self, number: int, record: TrialRecord) -> TrialRecord:
+        """Finish a reserved trial with its metrics; returns the record with its number (kept in the log)."""
+        import optuna  # optuna: imported when a study is used
+        from optuna.trial import TrialState
+
+        trial_id = self._trial_id(number)
+        m = record.metrics
+        state = {"ok": TrialState.COMPLETE, "pruned": TrialState.PRUNED}.get(m.status, TrialState.FAIL)
+        values = self._study_values(record) if state == TrialState.COMPLETE else None
+        if state == TrialState.COMPLETE and values is None:
+            state = TrialState.FAIL
+        attrs = {"status": m.status, "metrics": m.to_dict(), "values": dict(record.values),
+                 "reused_from": record.reused_from, "reward": record.reward}
+        try:
+            for key, value in attrs.items():
+                self._storage.set_trial_user_attr(trial_id, key, value)
+            for step, accuracy in enumerate(m.history):
+                self._storage.set_trial_intermediate_value(trial_id, step, float(accuracy))
+            self._storage.set_trial_state_values(trial_id, state, values)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise StorageError(f"trial {number} was given up by another process while this one trained it "
+                               "(its heartbeat stopped for longer than the grace period)") from None
+        done = replace(record, number=number, owner=self.owner)
+        self.log.add([done])
+        return done
+
+    def _study_values(self, record: TrialRecord) -> list[float] | None:
+        if self.metric_names == ["reward"]:
+            ok = record.reward is not None and math.isfinite(record.reward)
+            return [float(record.reward)] if ok else None
+        out = []
+        for name in self.metric_names:
+            value = record.reward if name == "reward" else record.values.get(name)
+            if value is None or not math.isfinite(float(value)):
+                return None
+            out.append(float(value))
+        return out
+
+    def give_up(self, number: int, reason: str) -> None:
+        """End a reservation without a candidate (over budget, adopted elsewhere): FAIL, no metrics."""
+        import optuna  # optuna: imported when a study is used
+        from optuna.trial import TrialState
+
+        trial_id = self._trial_id(number)
+        try:
+            self._storage.set_trial_user_attr(trial_id, "given_up", reason)
+            self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+        self.log.ended(number)
+
+    def heartbeat(self, numbers: Sequence[int]) -> None:
+        """Mark this process's reservations alive (called every ``HEARTBEAT_S`` while they train)."""
+        for number in numbers:
+            try:
+                self._storage.record_heartbeat(self._trial_id(number))
+            except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
+                pass
+
+    def fail_stale(self) -> None:
+        """Fail reservations of processes that stopped beating (they died)."""
+        import optuna  # optuna: imported when a study is used
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def counted(self, stage: str, below: int | None = None) -> int:
+        """Candidates of ``stage``, finished or training (optionally only those numbered below ``below``)."""
+        self.log.refresh()
+        items = [*self.log.records, *self.log.reservations]
+        return sum(1 for r in items if r.stage == stage and (below is None or r.number < below))
+
+    def within_budget(self, number: int, stage: str, budget: int) -> bool:
+        """Whether reservation ``number`` is one of the first ``budget`` candidates of its stage."""
+        return self.counted(stage, below=number) < budget
+
+
+__all__ = ["Reservations"]

@@ -1,0 +1,111 @@
+"""The jobs layer: one set-up for every job, runner options checked before a folder exists, runs of the
+previous version still working, references measured where candidates train, records decoded once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nas.cli import main
+from nas.jobs import JOBS, run_objective
+from nas.store import open_run
+
+DATA = Path(__file__).parent / "data" / "runs-v1"
+FAST = ["--epochs", "3", "--quiet"]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--scheduler", "foo"], "error: --scheduler: unknown scheduler 'foo'; valid: asha, fifo"),
+    (["--workers", "0"], "error: --workers must be an integer >= 1, got 0"),
+])
+def test_a_runner_option_typo_leaves_no_run_folder(tmp_path, capsys, flags, message):
+    out = tmp_path / "r1"
+    assert main(["search", "--runner", "ray", *flags, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == message + "\n"
+    assert not out.exists()
+
+
+def test_every_run_kind_is_a_job_and_rebuilds_its_objective():
+    assert list(JOBS) == ["search", "scale-grid"]
+    assert run_objective(json.loads((DATA / "search" / "run.json").read_text())).describe() == \
+        "mnas: ACC x (MACs/400M)^-0.07"
+    assert run_objective(json.loads((DATA / "grid" / "run.json").read_text())).describe() == "accuracy: ACC"
+    v2 = run_objective(json.loads((DATA / "v2" / "run.json").read_text()))
+    assert v2.missing_references() == () and v2.describe().startswith("v2: ACC x (step time/")
+
+
+@pytest.fixture
+def old_runs(tmp_path) -> Path:
+    """A copy of the run folders written before the jobs layer (their run.json names an absolute
+    study file of a folder that no longer exists)."""
+    copy = tmp_path / "old"
+    shutil.copytree(DATA, copy)
+    return copy
+
+
+def test_runs_of_the_previous_version_give_results_and_feed_pareto(old_runs, capsys):
+    before = {p: digest(p) for p in DATA.rglob("study.db")}
+    assert main(["results", str(old_runs / "search")]) == 0
+    out = capsys.readouterr().out
+    assert "B0: trial 4 (re-ranked reward 0.9530)" in out
+    assert main(["pareto", str(old_runs / "search"), str(old_runs / "v2")]) == 0
+    assert "frontier" in capsys.readouterr().out
+    assert {p: digest(p) for p in DATA.rglob("study.db")} == before  # read in place of the copy only
+
+
+def test_runs_of_the_previous_version_resume_in_their_own_folder(old_runs, capsys):
+    before = {p: digest(p) for p in DATA.rglob("*") if p.is_file()}
+    search = old_runs / "search"
+    assert json.loads((search / "run.json").read_text())["storage"].startswith("sqlite:////")
+    assert main(["search", "--out", str(search), "--resume", "--trials", "6", *FAST[2:]]) == 0
+    records = open_run(search).records("search")
+    assert len(records) == 6 and len({r.number for r in records}) == 6
+    assert json.loads((search / "run.json").read_text())["storage"] is None  # now found wherever the folder is
+
+    v2 = old_runs / "v2"
+    assert main(["search", "--out", str(v2), "--resume", "--trials", "4", "--quiet"]) == 0
+    stages = [r.stage for r in open_run(v2).records()]
+    assert stages == ["search"] * 4  # its stored references were used: no reference network trained
+
+    assert main(["scale", "grid", "--out", str(old_runs / "grid"), "--resume", "--quiet"]) == 0
+    assert "0 trained" in capsys.readouterr().out
+    assert main(["fidelity", str(search), "--top", "3", "--epochs", "3", "--quiet"]) == 0
+    assert {p: digest(p) for p in DATA.rglob("*") if p.is_file()} == before
+
+
+def test_v2_references_are_measured_once_as_a_stage_where_candidates_train(tmp_path):
+    out = tmp_path / "v2"
+    assert main(["search", "--out", str(out), "--objective", "v2", "--controller", "random", "--trials", "2",
+                 *FAST]) == 0
+    store = open_run(out)
+    reference = store.records("reference")
+    assert len(reference) == 1 and reference[0].metrics.ok and reference[0].reward is None
+    config = json.loads((out / "run.json").read_text())
+    assert config["step_time_ref_ms"] == reference[0].metrics.step_time_ms
+    assert config["params_ref"] == reference[0].values["params"]
+    assert main(["search", "--out", str(out), "--resume", "--trials", "3", "--quiet"]) == 0
+    assert [r.stage for r in open_run(out).records()].count("reference") == 1
+
+
+def test_records_are_decoded_once_however_often_they_are_read(tmp_path, monkeypatch):
+    from nas.store import records as records_module
+
+    out = tmp_path / "run"
+    assert main(["search", "--out", str(out), "--controller", "random", "--trials", "3", *FAST]) == 0
+    calls = []
+    original = records_module.decode
+    monkeypatch.setattr(records_module, "decode", lambda trial: calls.append(trial.number) or original(trial))
+    store = open_run(out)
+    for _ in range(5):
+        assert len(store.records()) == 3
+    assert store.trained_record(store.records()[0].train_key).number == 0
+    assert sorted(calls) == [0, 1, 2]
