@@ -19,6 +19,17 @@ from nas.errors import DataError
 
 
 # ------------------------------------------------------------------------------------------ digits
+def test_digits_read_from_the_bundled_file_equal_scikit_learns_loader():
+    from sklearn.datasets import load_digits
+
+    from nas.data.digits import bundled_file, digits_arrays
+
+    assert bundled_file() is not None  # else every process pays scikit-learn's 1-2 s import to read them
+    images, labels = digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(labels, bunch.target)
+
+
 def test_digits_split_is_seeded_stratified_and_disjoint_from_test():
     a = load_dataset("digits", seed=0)
     b = load_dataset("digits", seed=0)
