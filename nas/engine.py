@@ -50,12 +50,14 @@ from nas.errors import StorageError
 from nas.fileio import atomic_torch_save
 from nas.metrics import Metrics
 from nas.spec import ArchSpec
-from nas.store import HEARTBEAT_S, RunStore, TrialRecord
+from nas.store import GRACE_S, HEARTBEAT_S, RunStore, TrialRecord
 from nas.training.budget import TrainBudget
 from runners.base import Runner, TrainJob
 
 CHECKPOINT = "controller.pt"
-STALE_CHECK_S = 10.0
+# Look for reservations of dead processes twice per grace period (at most every 10 s): a network a dead
+# process held waits at most half a grace period longer than the grace itself.
+STALE_CHECK_S = min(10.0, GRACE_S / 2)
 FOREIGN_POLL_S = 1.0
 
 
@@ -188,6 +190,11 @@ class Engine:
             self._runner = self._make_runner()
         return self._runner
 
+    def _capacity(self) -> int:
+        """Jobs the runner takes at once; 1 until it exists. Read again after every dispatch: the first
+        dispatch starts the runner, and its other workers must get jobs at once, not after the first ends."""
+        return self._runner.capacity if self._runner is not None else 1
+
     def close(self) -> None:
         self._heartbeat.stop()
         if self._runner is not None:
@@ -205,8 +212,7 @@ class Engine:
         waiting: dict[str, list[_Job]] = {}  # training key in flight (here or elsewhere) -> jobs waiting on it
         last_stale_check = 0.0
         while True:
-            capacity = self._runner.capacity if self._runner is not None else 1
-            while len(in_flight) < capacity:
+            while len(in_flight) < self._capacity():
                 job = self._next_job(stage, adopt)
                 if job is None:
                     break

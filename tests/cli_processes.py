@@ -21,6 +21,23 @@ def nas_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           timeout=600, **kwargs)
 
 
+def nas_here(*args: str) -> subprocess.CompletedProcess:
+    """``nas ARGS`` in this process, output captured, as :func:`nas_cli` returns it.
+
+    For the runs of a test that need no process of their own (a resume after the killed run): the
+    test process has torch and the rest imported already, which saves a start-up of seconds each.
+    """
+    import contextlib
+    import io
+
+    from nas.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["nas", *args], code, out.getvalue(), err.getvalue())
+
+
 def trials_stored(out: Path, at_least: int, stage: str | None = None) -> Callable[[], bool]:
     """A condition: ``out/trials.csv`` holds ``at_least`` rows (of ``stage``, when given)."""
     def ready() -> bool:

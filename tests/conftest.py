@@ -141,3 +141,24 @@ def postgres_url(postgres_server, request) -> str:
 
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50] + f"_{os.getpid()}"
     return postgres_server.create_database(name)
+
+
+# The modules that take longest, longest first. With one file per worker at a time (--dist loadfile),
+# the workers take files in collection order: starting with the longest packs the rest around them
+# instead of leaving one worker alone with a long file at the end.
+LONGEST_FIRST = ("test_ray_cluster.py", "test_shared_study.py", "test_deploy_export.py", "test_ray_runner.py",
+                 "test_training.py", "test_controllers.py", "test_train_cli.py", "test_search.py", "test_jobs.py",
+                 "test_tune_adapter.py", "test_rerank.py", "test_scale_cli.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest modules first (see :data:`LONGEST_FIRST`); and a test marked slow says why
+    (``@pytest.mark.slow(reason="what it covers that no fast test does")``): the fast lane
+    (``-m "not slow"``) leaves it out, so the reason is what the fast lane does not check."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        mark = item.get_closest_marker("slow")
+        if mark is not None and not str(mark.kwargs.get("reason", "")).strip():
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.slow needs reason=... (what it covers that no "
+                                    "fast test does)")

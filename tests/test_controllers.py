@@ -25,8 +25,9 @@ def _values(choices, reward):
     return {"accuracy": reward, "macs": float(sum(choices)) * 1e6, "params": 1e6}
 
 
-def _experiment(**args) -> dict:
-    """Run nas.controllers.synthetic in a child process with one OpenMP/MKL thread.
+def _experiments(*runs: dict) -> list[dict]:
+    """Run nas.controllers.synthetic (each of ``runs``, one after another) in one child process with one
+    OpenMP/MKL thread.
 
     The PPO update is a long chain of tiny matrix products; on a 2-core machine shared with other
     test processes, MKL's spinning worker threads make it 10-20x slower. The library never sets
@@ -34,19 +35,21 @@ def _experiment(**args) -> dict:
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "nas.controllers.synthetic", json.dumps(args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "nas.controllers.synthetic", *map(json.dumps, runs)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    found = json.loads(proc.stdout)
+    return found if len(runs) > 1 else [found]
 
 
 # ------------------------------------------------------------------------------ learning
+@pytest.mark.slow(reason="PPO learning over 400 samples and several seeds")
 @pytest.mark.parametrize("in_flight", [1, 4])
 def test_rl_learns_the_hidden_target_where_random_search_does_not(in_flight):
     # 18 decisions (3 stages x 6), 400 samples; with in_flight=4 rewards come back in shuffled order.
     common = dict(stages=3, samples=400, seeds=[0, 1, 2] if in_flight == 1 else [3, 4], in_flight=in_flight)
-    rl = _experiment(controller="rl", **common)["rewards"]
-    rand = _experiment(controller="random", **common)["rewards"]
+    rl, rand = (run["rewards"] for run in _experiments(dict(controller="rl", **common),
+                                                         dict(controller="random", **common)))
     for rl_run, random_run in zip(rl, rand):
         rl_last, random_last = np.mean(rl_run[-100:]), np.mean(random_run[-100:])
         assert max(rl_run) >= 0.95, f"rl best {max(rl_run):.3f}"

@@ -169,6 +169,7 @@ def test_imagefolder_cache_equals_memory_gray_and_mixed(tmp_path):
     assert_same_rows(mapped, load_dataset("imagefolder", mixed, image_size=24), 20)
 
 
+@pytest.mark.slow(reason="12,000 image files decoded in a subprocess whose peak memory is read")
 def test_imagefolder_is_decoded_in_bounded_memory(tmp_path):
     """12,000 files decoded with 256-image chunks: the builder's peak memory grows by less than the
     49 MB the images take (reading them whole, as in memory, holds them twice; the 147 MB RGB block

@@ -30,7 +30,8 @@ def every_layer_once(spec):
     return spec.with_(stages=tuple(replace(stage, repeats=min(stage.repeats, 2)) for stage in spec.stages))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="every published preset through the torch.export-based ONNX exporter and TorchScript, checked in "
+                  "onnxruntime (5 s each); the fast tests export small networks")
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_exports_to_torchscript_and_onnx_with_parity(name, tmp_path, one_thread):
     loaded = load_model(every_layer_once(preset(name)), resolution=RESOLUTION)

@@ -108,6 +108,7 @@ def _build(space: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "nas", "latency-table", "build", "--space", str(space), "--out", str(out), *extra]
 
 
+@pytest.mark.slow(reason="a latency-table build killed and resumed in subprocesses")
 def test_build_is_resumable_after_kill_and_predicts_the_calibrated_sum(tiny_space, tmp_path, one_thread):
     out = tmp_path / "table.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

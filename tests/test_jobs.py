@@ -16,6 +16,7 @@ from nas.store import open_run
 
 DATA = Path(__file__).parent / "data" / "runs-v1"
 FAST = ["--epochs", "3", "--quiet"]
+TINY = ["--epochs", "1", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16", "--quiet"]
 
 
 def digest(path: Path) -> str:
@@ -85,7 +86,7 @@ def test_runs_of_the_previous_version_resume_in_their_own_folder(old_runs, capsy
 def test_v2_references_are_measured_once_as_a_stage_where_candidates_train(tmp_path):
     out = tmp_path / "v2"
     assert main(["search", "--out", str(out), "--objective", "v2", "--controller", "random", "--trials", "2",
-                 *FAST]) == 0
+                 *TINY]) == 0
     store = open_run(out)
     reference = store.records("reference")
     assert len(reference) == 1 and reference[0].metrics.ok and reference[0].reward is None
@@ -97,15 +98,26 @@ def test_v2_references_are_measured_once_as_a_stage_where_candidates_train(tmp_p
 
 
 def test_records_are_decoded_once_however_often_they_are_read(tmp_path, monkeypatch):
+    from nas.decisions import Decision
+    from nas.metrics import Metrics
+    from nas.presets import preset
+    from nas.store import RunStore, TrialRecord
     from nas.store import records as records_module
 
-    out = tmp_path / "run"
-    assert main(["search", "--out", str(out), "--controller", "random", "--trials", "3", *FAST]) == 0
+    spec = preset("efficientnet-b0")
+    decisions = (Decision("k", (3, 5, 7)),)
+    store = RunStore.create(tmp_path / "run", {"space": "test"})
+    for k in range(3):
+        store.record(TrialRecord(choices={"k": (3, 5, 7)[k]}, indices=(k,), metrics=Metrics(accuracy=0.5 + k / 10),
+                                 spec=spec, arch="b0", key=f"n{k}", reward=0.5, train_key=f"t{k}"), decisions)
     calls = []
     original = records_module.decode
     monkeypatch.setattr(records_module, "decode", lambda trial: calls.append(trial.number) or original(trial))
-    store = open_run(out)
+    reader = open_run(tmp_path / "run")
     for _ in range(5):
-        assert len(store.records()) == 3
-    assert store.trained_record(store.records()[0].train_key).number == 0
+        assert [r.metrics.accuracy for r in reader.records()] == [0.5, 0.6, 0.7]
+    assert reader.trained_record("t1").number == 1
     assert sorted(calls) == [0, 1, 2]
+    store.record(TrialRecord(choices={"k": 3}, indices=(0,), metrics=Metrics(accuracy=0.9), spec=spec, arch="b0",
+                             key="n3", reward=0.9, train_key="t3"), decisions)
+    assert len(reader.records()) == 4 and sorted(calls) == [0, 1, 2, 3]  # the new one only

@@ -99,6 +99,7 @@ def node_loss_run(two_nodes, tmp_path_factory):
     return out, result, killed
 
 
+@pytest.mark.slow(reason="a real two-node `ray start` cluster on loopback with token auth; no fast test starts one")
 def test_trials_land_on_both_nodes(node_loss_run, two_nodes):
     out, result, _ = node_loss_run
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,6 +114,7 @@ def test_trials_land_on_both_nodes(node_loss_run, two_nodes):
     assert start["node_ip_address"] == "127.0.0.2" and start["resources"]["CPU"] == 2
 
 
+@pytest.mark.slow(reason="a raylet killed mid-trial on a real cluster")
 def test_losing_a_node_retries_its_trial_on_the_head_and_keeps_the_exact_count(node_loss_run, two_nodes):
     out, result, killed = node_loss_run
     assert result.returncode == 0, result.stderr[-3000:]
@@ -138,6 +140,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.slow(reason="the whole command line in a subprocess against a closed port")
 def test_unreachable_address_is_one_line_and_exit_2(tmp_path):
     port = free_port("127.0.0.2")
     args = [sys.executable, "-m", "nas", "search", "--runner", "ray", "--address", f"127.0.0.2:{port}",
@@ -148,6 +151,7 @@ def test_unreachable_address_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "r").exists()  # checked before the run folder is created
 
 
+@pytest.mark.slow(reason="the probe against a real cluster's GCS (wrong node, wrong token)")
 def test_node_ip_address_of_no_node_and_a_wrong_token_are_config_errors(two_nodes):
     """What the runner checks before ``ray.init`` (which would retry either for a minute or more);
     the CLI words these like any ConfigError (one line, exit 2, as the test above shows)."""
@@ -188,6 +192,7 @@ def gpu_node(two_nodes):
     return two_nodes
 
 
+@pytest.mark.slow(reason="GPU scheduling on a real node declaring two logical GPUs")
 def test_one_gpu_per_trial_runs_at_most_two_trials_on_two_gpus(gpu_node, tmp_path):
     out = tmp_path / "gpu1"
     result = search(gpu_node, out, "--trials", "3", "--epochs", "1", "--gpus-per-trial", "1", "--workers", "3")
@@ -203,6 +208,7 @@ def test_one_gpu_per_trial_runs_at_most_two_trials_on_two_gpus(gpu_node, tmp_pat
         assert e["device"] == "cuda:0" and e["computes_on"] == "cpu"
 
 
+@pytest.mark.slow(reason="fractional GPUs on a real node declaring two logical GPUs")
 def test_half_a_gpu_per_trial_packs_two_trials_per_gpu(gpu_node, tmp_path):
     """Also through the data cache: the workers get the MappedDataset by reference and map its file."""
     out = tmp_path / "gpu05"

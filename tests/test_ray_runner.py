@@ -1,8 +1,11 @@
 """The Ray runner on a real local Ray (2 CPUs): search, worker loss, ASHA, SIGKILL + resume.
 
-Every Ray process a test starts is stopped by the test: in-process runs shut their Ray down in
-``RayRunner.close``; CLI runs start in their own session, and whatever is left in that session is
-killed by session id (never by name, so other people's Ray instances on this machine are safe).
+The in-process runs share one local Ray that this module starts (the runner then joins the instance
+its process already runs, and leaves it running); the SIGKILL test's driver runs as a command in a
+process of its own and starts its own local Ray, which is the path a user's `nas search --runner ray`
+takes. Every Ray process a test starts is stopped by the test: the shared instance at the end of the
+module; CLI runs start in their own session, and whatever is left in that session is killed by session
+id (never by name, so other people's Ray instances on this machine are safe).
 """
 
 from __future__ import annotations
@@ -52,9 +55,20 @@ def remove_ray_temp_folders():
         shutil.rmtree(temp_root(out), ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def shared_ray(tmp_path_factory):
+    """One local Ray with 2 CPUs for the in-process runs of this module (starting one costs ~5 s)."""
+    folder = tmp_path_factory.mktemp("shared-ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _temp_dir=str(temp_root(folder)))
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp_root(folder), ignore_errors=True)
+
+
 # ------------------------------------------------------------------------------ searches
 @pytest.fixture(scope="module")
-def ray_and_local_runs(tmp_path_factory):
+def ray_and_local_runs(shared_ray, tmp_path_factory):
     base = tmp_path_factory.mktemp("ray")
     config = dict(controller="random", trials=6, seed=5, **FAST)
     RUN_DIRS.append(base / "ray")
@@ -63,6 +77,7 @@ def ray_and_local_runs(tmp_path_factory):
     return base / "ray", ray_result, base / "local", local_result
 
 
+@pytest.mark.slow(reason="a search on a local Ray with two workers, against the same search in process")
 def test_six_trials_on_two_workers_fill_the_store(ray_and_local_runs):
     out, result, _, _ = ray_and_local_runs
     records = open_run(out).records()
@@ -79,9 +94,12 @@ def test_six_trials_on_two_workers_fill_the_store(ray_and_local_runs):
         in_flight += {"submit": 1, "done": -1}.get(e["event"], 0)
         most = max(most, in_flight)
     assert most == 2
-    assert (out / "ray-logs").is_symlink() and (out / "ray-logs").resolve() == temp_root(out)
+    # both workers got a job at the start, before the first trial finished
+    first_done = next(i for i, e in enumerate(log) if e["event"] == "done")
+    assert sum(1 for e in log[:first_done] if e["event"] == "submit") == 2
 
 
+@pytest.mark.slow(reason="a search on a local Ray with two workers, against the same search in process")
 def test_ray_run_writes_the_same_outputs_as_a_local_run(ray_and_local_runs):
     out, _, local_out, _ = ray_and_local_runs
     for name in ("study.db", "trials.csv", "b0.json", "controller.pt", "run.json"):
@@ -101,7 +119,8 @@ def test_ray_run_writes_the_same_outputs_as_a_local_run(ray_and_local_runs):
     assert b0_ray["reward"] == pytest.approx(ray_frame.reward.max())
 
 
-def test_worker_killed_mid_trial_is_retried(tmp_path):
+@pytest.mark.slow(reason="a Ray worker process killed mid-trial and replaced")
+def test_worker_killed_mid_trial_is_retried(shared_ray, tmp_path):
     out = tmp_path / "kill"
     RUN_DIRS.append(out)
     killed: dict = {}
@@ -169,7 +188,8 @@ def check_asha_decisions(log: list[dict], records: list, max_t: int, grace: int,
         assert len(pruned[number].metrics.history) == epoch
 
 
-def test_asha_stops_weak_candidates_and_records_them_pruned(tmp_path):
+@pytest.mark.slow(reason="Ray Tune's ASHA deciding on real per-epoch accuracies")
+def test_asha_stops_weak_candidates_and_records_them_pruned(shared_ray, tmp_path):
     out = tmp_path / "asha"
     RUN_DIRS.append(out)
     config = SearchConfig(controller="random", trials=8, seed=4, runner="ray", epochs=3, proxy_width=0.25,
@@ -211,7 +231,8 @@ def test_bad_runner_options_are_one_line_errors(tmp_path):
     assert not (tmp_path / EVENT_LOG).exists()  # refused before Ray started
 
 
-def test_a_run_in_which_every_trial_fails_says_why_and_exits_non_zero(tmp_path, capsys):
+@pytest.mark.slow(reason="failures reported from Ray workers")
+def test_a_run_in_which_every_trial_fails_says_why_and_exits_non_zero(shared_ray, tmp_path, capsys):
     """--device cuda passes the driver (the workers of a cluster may have GPUs) but fails on every worker."""
     from nas.cli import main
 
@@ -228,6 +249,7 @@ def test_a_run_in_which_every_trial_fails_says_why_and_exits_non_zero(tmp_path, 
 
 
 # -------------------------------------------------------------------------- kill + resume
+@pytest.mark.slow(reason="kill -9 of a Ray search's driver, then --resume")
 def test_ray_run_killed_with_sigkill_resumes_without_losing_a_trial(tmp_path):
     out = tmp_path / "resume"
     RUN_DIRS.append(out)
@@ -265,3 +287,5 @@ def test_ray_run_killed_with_sigkill_resumes_without_losing_a_trial(tmp_path):
     pd.testing.assert_frame_equal(after[cols].iloc[: len(before)].reset_index(drop=True),
                                   before[cols].reset_index(drop=True))
     assert sum(1 for e in events(out) if e["event"] == "start") == 2
+    # the command started a local Ray of its own, whose logs the run folder links to
+    assert (out / "ray-logs").is_symlink() and (out / "ray-logs").resolve() == temp_root(out)

@@ -11,7 +11,7 @@ import pytest
 from nas.cli import main
 from nas.ranking import choose_b0
 from nas.store import open_run
-from cli_processes import kill_when, nas_cli, trials_stored
+from cli_processes import kill_when, nas_cli, nas_here, trials_stored
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "2", "--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16"]
@@ -28,10 +28,11 @@ def killed_during_rerank(tmp_path_factory):
             "--rerank-epochs", "3", "--quiet", *FAST]
     kill_when(args, trials_stored(out, 1, stage="rerank"), "the first re-rank trial")
     before = open_run(out).dataframe()
-    resumed = _nas(*args, "--resume")
+    resumed = nas_here(*args, "--resume")
     return out, before, resumed
 
 
+@pytest.mark.slow(reason="a search killed in its re-rank stage and resumed (three processes)")
 def test_exactly_k_rerank_trials_of_the_top_k(killed_during_rerank):
     out, _, resumed = killed_during_rerank
     assert resumed.returncode == 0, resumed.stderr
@@ -45,6 +46,7 @@ def test_exactly_k_rerank_trials_of_the_top_k(killed_during_rerank):
     assert list(frame.trial) == list(range(8))
 
 
+@pytest.mark.slow(reason="a search killed in its re-rank stage and resumed")
 def test_b0_is_the_best_by_reranked_reward_and_both_rankings_are_shown(killed_during_rerank):
     out, _, resumed = killed_during_rerank
     frame = open_run(out).dataframe()
@@ -59,6 +61,7 @@ def test_b0_is_the_best_by_reranked_reward_and_both_rankings_are_shown(killed_du
     assert choice.record.key == best_key and choice.ranked_by == "rerank"
 
 
+@pytest.mark.slow(reason="a search killed in its re-rank stage and resumed")
 def test_kill_in_the_rerank_stage_retrains_nothing_that_finished(killed_during_rerank):
     out, before, resumed = killed_during_rerank
     after = open_run(out).dataframe()

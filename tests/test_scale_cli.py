@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_processes import kill_when, nas_cli, trials_stored
+from cli_processes import kill_when, nas_cli, nas_here, trials_stored
 
 from nas.api import load_spec
 from nas.cli import main
@@ -33,11 +33,12 @@ def killed_and_resumed(tmp_path_factory):
     args = ["scale", "grid", *GRID, *FAST, "--out", str(out), "--quiet"]
     kill_when(args, trials_stored(out, 1), "the first stored point")
     before = open_run(out).dataframe()
-    resumed = _nas(*args, "--resume")
-    again = _nas(*args, "--resume")
+    resumed = nas_here(*args, "--resume")
+    again = nas_here(*args, "--resume")
     return out, before, resumed, again
 
 
+@pytest.mark.slow(reason="a grid run killed after its first point and resumed (three processes)")
 def test_grid_run_completes_and_chooses_a_point(killed_and_resumed):
     out, _, resumed, _ = killed_and_resumed
     assert resumed.returncode == 0, resumed.stderr
@@ -62,6 +63,7 @@ def test_grid_run_completes_and_chooses_a_point(killed_and_resumed):
     assert "chosen: alpha" in resumed.stdout and "ref" in resumed.stdout
 
 
+@pytest.mark.slow(reason="a grid run killed after its first point and resumed")
 def test_kill_and_resume_loses_and_retrains_nothing(killed_and_resumed):
     out, before, resumed, again = killed_and_resumed
     after = open_run(out).dataframe()
@@ -76,12 +78,14 @@ def test_kill_and_resume_loses_and_retrains_nothing(killed_and_resumed):
     assert len(open_run(out).dataframe()) == 6
 
 
+@pytest.mark.slow(reason="a grid run killed after its first point and resumed")
 def test_nas_results_reads_a_grid_run(killed_and_resumed, capsys):
     out = killed_and_resumed[0]
     assert main(["results", str(out), "--top", "2"]) == 0
     assert "reward" in capsys.readouterr().out
 
 
+@pytest.mark.slow(reason="scaling.json of a grid run killed and resumed")
 def test_apply_from_the_grid_writes_loadable_models(killed_and_resumed, tmp_path, capsys):
     out = killed_and_resumed[0]
     chosen = json.loads((out / "scaling.json").read_text())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_processes import kill_when, nas_cli, trials_stored
+from cli_processes import kill_when, nas_cli, nas_here, trials_stored
 
 from nas.api import load_spec
 from nas.cli import main
@@ -112,13 +112,14 @@ def test_a_repeated_network_is_trained_once(tmp_path):
 _nas = nas_cli
 
 
+@pytest.mark.slow(reason="kill -9 of the search command mid-run, then --resume twice (three processes)")
 def test_kill_and_resume_loses_and_retrains_nothing(tmp_path):
     out = tmp_path / "killed"
     args = ["search", "--out", str(out), "--trials", "6", "--controller", "rl", "--quiet", *FAST_FLAGS]
     kill_when(args, trials_stored(out, 2), "two finished trials")
     before = open_run(out).dataframe()
     assert 2 <= len(before) < 6
-    resumed = _nas(*args, "--resume")
+    resumed = nas_here(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     after = open_run(out).dataframe()
     assert len(after) == 6 and list(after.trial) == list(range(6))
@@ -129,7 +130,7 @@ def test_kill_and_resume_loses_and_retrains_nothing(tmp_path):
     trained_after = after.iloc[len(before):].reused_from.isna().sum()
     assert f"{trained_after} trained" in resumed.stdout
     # a second resume has nothing left to do
-    again = _nas(*args, "--resume")
+    again = nas_here(*args, "--resume")
     assert again.returncode == 0 and "0 trained" in again.stdout
     assert len(open_run(out).dataframe()) == 6
 

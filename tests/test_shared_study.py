@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 from nas.store import open_run
 
@@ -94,18 +95,22 @@ def run_with_a_kill(storage: str, tmp_path: Path) -> None:
     check_shared_study(storage, [a, b], trials=6, reuse_across=False)  # the victim may die before reusing
 
 
+@pytest.mark.slow(reason="two search processes on one SQLite study")
 def test_two_processes_share_one_sqlite_study(tmp_path):
     run_two_processes(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
 
 
+@pytest.mark.slow(reason="kill -9 of one of two processes on one SQLite study, heartbeats going stale")
 def test_killing_one_process_leaves_the_other_and_resume_completes(tmp_path):
     run_with_a_kill(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
 
 
+@pytest.mark.slow(reason="two search processes on one study in a real PostgreSQL server")
 def test_two_processes_share_one_postgresql_study(postgres_url, tmp_path):
     run_two_processes(postgres_url, tmp_path)
 
 
+@pytest.mark.slow(reason="kill -9 of one of two processes on a PostgreSQL study")
 def test_killing_one_postgresql_process_leaves_the_other_and_resume_completes(postgres_url, tmp_path):
     run_with_a_kill(postgres_url, tmp_path)
 
@@ -134,18 +139,20 @@ def _open_at_once(url: str, barrier) -> str:
         return str(exc)
 
 
+@pytest.mark.slow(reason="four processes racing to create one study's schema")
 def test_processes_opening_one_new_sqlite_file_at_once_all_succeed(tmp_path):
     """Each process creates the schema of a new database; the ones that lose the race open it again."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    for round_ in range(6):
-        url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
-        with context.Manager() as manager:
+    # One pool of four processes for every round (spawning costs a second or more each): each round's four
+    # tasks go one to each idle process (chunksize 1), which all wait at the round's barrier.
+    with context.Manager() as manager, context.Pool(4) as pool:
+        for round_ in range(6):
+            url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
             barrier = manager.Barrier(4)
-            with context.Pool(4) as pool:
-                results = pool.starmap(_open_at_once, [(url, barrier)] * 4)
-        assert results == ["ok"] * 4, results
+            results = pool.starmap(_open_at_once, [(url, barrier)] * 4, chunksize=1)
+            assert results == ["ok"] * 4, results
 
 
 def two_processes_reserving_one_network(tmp_path: Path):

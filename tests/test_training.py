@@ -27,6 +27,7 @@ def proxy(width: float = 0.5, depth: float = 0.5, resolution: int = 32):
     return spec.with_(num_classes=10, in_chans=1)
 
 
+@pytest.mark.slow(reason="the default search budget's accuracy on digits (20 epochs)")
 def test_default_budget_reaches_95_percent_on_digits(digits):
     # Acceptance of issue 3: the search's default budget on the B0-like proxy (about 10 s on 2 cores;
     # no time is asserted here, BENCHMARKS.md records it).
@@ -159,6 +160,7 @@ def test_other_optimizers_learn(digits, optimizer):
     assert m.ok and m.accuracy > 0.3  # chance is 0.1; six epochs is short for these two
 
 
+@pytest.mark.slow(reason="real Fashion-MNIST (60,000 images decoded)")
 def test_fashion_mnist_proxy_learns(fashion_dir):
     data = load_dataset("fashion-mnist", fashion_dir)
     m = train_candidate(proxy(), data, TrainBudget(steps=60, warmup_epochs=0.02), "cpu")

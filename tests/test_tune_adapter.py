@@ -42,6 +42,7 @@ def fit(searcher: ControllerSearcher, folder, name: str, samples: int):
     return tuner.fit()
 
 
+@pytest.mark.slow(reason="our controller inside a real ray.tune.Tuner")
 def test_tune_runs_trials_suggested_by_our_controller(local_ray):
     space = make_space("efficientnet")
     searcher = ControllerSearcher(make_controller("random", space.decisions, seed=3), space.decisions)
@@ -64,6 +65,7 @@ def test_tune_runs_trials_suggested_by_our_controller(local_ray):
     assert {tuple(r.config[CHOICES_KEY]) for r in results} == asked
 
 
+@pytest.mark.slow(reason="Tune's searcher save / restore through a real Tuner")
 def test_save_and_restore_continue_the_controller(local_ray, tmp_path):
     space = make_space("efficientnet")
     searcher = ControllerSearcher(make_controller("rl", space.decisions, seed=1), space.decisions)

@@ -107,10 +107,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``python -m nas.controllers.synthetic '{"controller": "rl", "samples": 600}'`` prints JSON.
 
     A separate process lets a test or benchmark choose the thread environment (``OMP_NUM_THREADS``)
-    of the experiment without the library ever calling ``torch.set_num_threads``.
+    of the experiment without the library ever calling ``torch.set_num_threads``. Several argument
+    objects (one per argument) run one after another in that process and print a JSON list.
     """
-    args = json.loads((argv if argv is not None else sys.argv[1:])[0])
-    print(json.dumps(run_experiment(**args)))
+    given = list(argv if argv is not None else sys.argv[1:])
+    results = [run_experiment(**json.loads(text)) for text in given]
+    print(json.dumps(results[0] if len(results) == 1 else results))
 
 
 __all__ = ["STAGE_AXES", "factorized_decisions", "HiddenTarget", "drive", "best_so_far", "run_experiment"]
