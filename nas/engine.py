@@ -333,7 +333,11 @@ class Engine:
                 values[name] = float(value)
         if self.latency is not None:  # predicted for the target device: nothing was timed on the worker
             values["latency_ms"] = values["predicted_latency_ms"] = float(self.latency(plan.full))
+        values.update({f"score_{name}": float(v) for name, v in metrics.scores.items()})
         values.update({k: float(v) for k, v in plan.extra.items()})
+        quality = self.objective.quality(values)
+        if quality is not None:
+            values["score"] = quality  # the quality term the reward used
         return values
 
     def _finish(self, stage: Stage, job: _Job, metrics: Metrics, reused_from: int | None, result: StageResult,

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 import numpy as np
 
 STATUSES = ("ok", "diverged", "failed", "pruned")
+
+# What a trained candidate can be ranked by, each measured from the training already paid for
+# (nas.training.scores). Losses are lower-is-better; score_quality() turns every score into a
+# quality in (0, 1], higher is better, which is what a reward multiplies by its cost term.
+SCORES = {
+    "accuracy": "minival top-1 accuracy",
+    "minival_loss": "minival cross-entropy (as a quality: exp(-loss), the geometric-mean probability of "
+                    "the right class)",
+    "train_loss": "mean training loss over the last half of the steps (as a quality: exp(-loss)); the "
+                  "training-speed estimate",
+    "bn_accuracy": "minival accuracy after re-estimating the BatchNorm statistics on training images "
+                   "(the accuracy itself for networks without BatchNorm)",
+}
+LOSS_SCORES = ("minival_loss", "train_loss")
+
+
+def score_quality(name: str, value: float) -> float:
+    """A score as a quality in (0, 1], higher is better: accuracies as they are, losses as exp(-loss)."""
+    return math.exp(-value) if name in LOSS_SCORES else value
 
 
 @dataclass(frozen=True)
@@ -41,11 +61,13 @@ class Metrics:
     error: str = ""
     minival_size: int = 0
     correct: str = ""
+    scores: Mapping[str, float] = field(default_factory=dict, hash=False)  # SCORES name -> raw value
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         object.__setattr__(self, "history", tuple(self.history))
+        object.__setattr__(self, "scores", {str(k): float(v) for k, v in dict(self.scores or {}).items()})
 
     @property
     def ok(self) -> bool:
@@ -54,6 +76,7 @@ class Metrics:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["history"] = list(self.history)
+        data["scores"] = dict(self.scores)
         return data
 
     @classmethod
@@ -80,3 +103,6 @@ def unpack_correct(text: str, size: int) -> "np.ndarray":
     if bits.shape[0] < size:
         raise ValueError(f"correctness bitmap holds {bits.shape[0]} bits, expected {size}")
     return bits[:size].astype(bool)
+
+
+__all__ = ["LOSS_SCORES", "Metrics", "SCORES", "STATUSES", "pack_correct", "score_quality", "unpack_correct"]

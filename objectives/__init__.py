@@ -26,8 +26,10 @@ def make_objective(name: str, **options: Any) -> Objective:
 
 
 def objective_from_settings(settings: Any) -> Objective:
-    """The objective named by ``settings.objective``, built from the settings (see ``Objective.from_settings``)."""
-    return OBJECTIVES[settings.objective].from_settings(settings)
+    """The objective named by ``settings.objective``, built from the settings (see ``Objective.from_settings``),
+    with ``settings.score`` (default accuracy) as its quality term."""
+    objective = OBJECTIVES[settings.objective].from_settings(settings)
+    return objective.with_score(getattr(settings, "score", "accuracy"))
 
 
 __all__ = ["OBJECTIVES", "AccuracyObjective", "Objective", "MnasObjective", "V2Objective", "VALUE_KEYS", "make_objective",

@@ -17,11 +17,11 @@ class AccuracyObjective(Objective):
     name = "accuracy"
     directions = {"accuracy": "max"}
 
-    def _reward(self, accuracy: float, values: Mapping[str, Any]) -> float:
-        return accuracy
+    def _reward(self, quality: float, values: Mapping[str, Any]) -> float:
+        return quality
 
     def describe(self) -> str:
-        return "accuracy: ACC"
+        return f"accuracy: {self.quality_label}"
 
 
 __all__ = ["AccuracyObjective"]

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Mapping
 
 from nas.errors import ConfigError
+from nas.metrics import LOSS_SCORES, SCORES, score_quality
 
 VALUE_KEYS = ("accuracy", "macs", "params", "step_time_ms", "latency_ms")
 
@@ -54,6 +55,7 @@ class Objective(ABC):
     directions: dict[str, str] = {}
     needs_latency: bool = False
     references: tuple[str, ...] = ()
+    score: str = "accuracy"  # which of nas.metrics.SCORES is the quality term (see quality())
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Objective":
@@ -68,16 +70,44 @@ class Objective(ABC):
         """The missing references, from the measured values of the reference network."""
         return {}
 
+    def with_score(self, score: str) -> "Objective":
+        """This objective with ``score`` as its quality term (a name of :data:`nas.metrics.SCORES`)."""
+        if score not in SCORES:
+            raise ConfigError(f"unknown score {score!r}; valid: {', '.join(SCORES)}", field="score")
+        self.score = score
+        return self
+
+    @property
+    def quality_label(self) -> str:
+        """How :meth:`describe` writes the quality term: ACC, or the score (exp(-loss) for a loss)."""
+        if self.score == "accuracy":
+            return "ACC"
+        return f"exp(-{self.score})" if self.score in LOSS_SCORES else self.score
+
+    def quality(self, values: Mapping[str, Any]) -> float | None:
+        """The quality term: the accuracy, or the chosen score as a quality in (0, 1] (losses enter as
+        exp(-loss), :func:`nas.metrics.score_quality`); None when the candidate has none (it failed)."""
+        if self.score == "accuracy":
+            return finite(values, "accuracy")
+        raw = finite(values, f"score_{self.score}")
+        return None if raw is None else score_quality(self.score, raw)
+
     def values(self, values: Mapping[str, Any]) -> dict[str, float]:
-        """The raw values this objective trades off (those of :attr:`directions` that are present)."""
-        return {key: v for key in self.directions if (v := finite(values, key)) is not None}
+        """The raw values this objective trades off (those of :attr:`directions` that are present); the
+        ``accuracy`` entry is the quality term (the chosen score)."""
+        out = {key: v for key in self.directions if (v := finite(values, key)) is not None}
+        if "accuracy" in out or "accuracy" in self.directions:
+            quality = self.quality(values)
+            if quality is not None:
+                out["accuracy"] = quality
+        return out
 
     def reward(self, values: Mapping[str, Any]) -> float | None:
-        """The scalar reward, or None when the candidate has no accuracy (it failed)."""
-        accuracy = finite(values, "accuracy")
-        if accuracy is None:
+        """The scalar reward, or None when the candidate has no quality term (it failed)."""
+        quality = self.quality(values)
+        if quality is None:
             return None
-        return self._reward(accuracy, values)
+        return self._reward(quality, values)
 
     def need(self, values: Mapping[str, Any], key: str) -> float:
         """A cost the reward needs; its absence is a configuration mismatch, not a candidate failure."""
@@ -90,8 +120,8 @@ class Objective(ABC):
         return value
 
     @abstractmethod
-    def _reward(self, accuracy: float, values: Mapping[str, Any]) -> float:
-        """The reward of a candidate that has an accuracy."""
+    def _reward(self, quality: float, values: Mapping[str, Any]) -> float:
+        """The reward of a candidate whose quality term (its accuracy, or the chosen score) is ``quality``."""
 
     @abstractmethod
     def describe(self) -> str:

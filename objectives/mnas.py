@@ -59,16 +59,17 @@ class MnasObjective(Objective):
         """From ``cost``, ``target``, ``w`` and ``reward_constraint`` (a search's ``constraint``)."""
         return cls(cost=settings.cost, target=settings.target, constraint=settings.reward_constraint, w=settings.w)
 
-    def _reward(self, accuracy: float, values: Mapping[str, Any]) -> float:
+    def _reward(self, quality: float, values: Mapping[str, Any]) -> float:
         x = self.need(values, self.key)
         w = self.alpha if x <= self.target else self.beta
-        return accuracy * (x / self.target) ** w
+        return quality * (x / self.target) ** w
 
     def describe(self) -> str:
         label, target = _LABELS[self.cost], format_quantity(self.target, self.key)
         if self.constraint == "soft":
-            return f"mnas: ACC x ({label}/{target})^{self.alpha:g}"
-        return f"mnas (hard): ACC if {label} <= {target}, else ACC x ({label}/{target})^{self.beta:g}"
+            return f"mnas: {self.quality_label} x ({label}/{target})^{self.alpha:g}"
+        q = self.quality_label
+        return f"mnas (hard): {q} if {label} <= {target}, else {q} x ({label}/{target})^{self.beta:g}"
 
 
 __all__ = ["MnasObjective", "COSTS", "CONSTRAINTS", "DEFAULT_TARGETS"]

@@ -45,19 +45,19 @@ class V2Objective(Objective):
             raise ConfigError(f"v2 objective: the reference network gave no {' or '.join(missing)}")
         return {name: float(measured[name]) for name in missing}
 
-    def _reward(self, accuracy: float, values: Mapping[str, Any]) -> float:
+    def _reward(self, quality: float, values: Mapping[str, Any]) -> float:
         if self.step_time_ref_ms is None or self.params_ref is None:
             missing = [n for n in ("step_time_ref_ms", "params_ref") if getattr(self, n) is None]
             raise ConfigError(f"v2 objective: no reference {' or '.join(missing)} (the search loop sets the "
                               "backbone's; give them when using the objective alone)")
         step = self.need(values, "step_time_ms")
         params = self.need(values, "params")
-        return accuracy * (step / self.step_time_ref_ms) ** self.w * (params / self.params_ref) ** self.v
+        return quality * (step / self.step_time_ref_ms) ** self.w * (params / self.params_ref) ** self.v
 
     def describe(self) -> str:
         step = "S_ref" if self.step_time_ref_ms is None else format_quantity(self.step_time_ref_ms, "step_time_ms")
         params = "P_ref" if self.params_ref is None else format_quantity(self.params_ref, "params")
-        return f"v2: ACC x (step time/{step})^{self.w:g} x (params/{params})^{self.v:g}"
+        return f"v2: {self.quality_label} x (step time/{step})^{self.w:g} x (params/{params})^{self.v:g}"
 
 
 __all__ = ["V2Objective"]

@@ -8,18 +8,30 @@ from typing import Any
 from rich.table import Table
 
 from nas.commands.console import SearchProgress, fmt_float, make_console
+from nas.errors import ConfigError
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "fidelity", help="check the proxy: re-train K candidates at a higher fidelity and compare rankings",
-        description="Train TOP completed candidates of a search again at a higher fidelity (more epochs, a larger "
-                    "proxy), spread over the range of rewards, and report Kendall's tau and Spearman's rho "
-                    "between the two rankings with bootstrap intervals. Writes RUN/fidelity.json and "
-                    "RUN/fidelity.png; the trials are a 'fidelity' stage of the run (resumable).",
+        description="--top K: train K completed candidates of a search again at a higher fidelity (more epochs, a "
+                    "larger proxy), spread over the range of rewards, and report Kendall's tau and Spearman's rho "
+                    "between the two rankings with bootstrap intervals. --sample N: measure the proxy on N "
+                    "candidates drawn uniformly from the space: each scored at the proxy fidelity (every score: "
+                    "accuracy, minival_loss, train_loss, bn_accuracy; at each --proxy-epochs budget) and trained "
+                    "--seeds times at the reference fidelity; every score, and the parameter and multiply-add "
+                    "counts, ranked against the reference, the seeds against each other (the noise ceiling). "
+                    "Writes RUN/fidelity.json and RUN/fidelity.png; the trials are stages of the run "
+                    "(resumable).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run", help="run folder of a finished search")
-    p.add_argument("--top", type=int, required=True, metavar="K", help="how many candidates to train again")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--top", type=int, metavar="K", help="how many of the search's candidates to train again")
+    what.add_argument("--sample", type=int, metavar="N", help="how many candidates to draw from the space")
+    p.add_argument("--seeds", type=int, default=1, help="reference trainings per candidate (2 or more: the noise "
+                                                      "ceiling)")
+    p.add_argument("--proxy-epochs", default=None, metavar="E,E,...",
+                   help="with --sample: the proxy budgets to score, e.g. 0.25,0.5,1 (default: the search's epochs)")
     p.add_argument("--epochs", type=float, default=None, help="higher-fidelity epochs (default: twice the search's)")
     p.add_argument("--width", type=float, default=None, help="higher-fidelity proxy width (default: the search's)")
     p.add_argument("--depth", type=float, default=None, help="higher-fidelity proxy depth (default: the search's)")
@@ -34,12 +46,19 @@ def run(args: argparse.Namespace) -> int:
     # torch: the library loads when the command runs, not for --help
     from nas.jobs.fidelity import PLOT_FILE, RESULT_FILE, FidelitySettings, run_fidelity
 
-    settings = FidelitySettings(top=args.top, epochs=args.epochs, width=args.width, depth=args.depth,
-                                resolution=args.resolution)
+    settings = FidelitySettings(top=args.top, sample=args.sample, seeds=args.seeds, epochs=args.epochs,
+                                width=args.width, depth=args.depth, resolution=args.resolution,
+                                proxy_epochs=_budgets(args.proxy_epochs))
     console = make_console()
     progress = SearchProgress(console, enabled=not args.quiet)
-    with progress.running(total=args.top):
+    with progress.running(total=args.top or args.sample * (len(settings.proxy_epochs or (1,)) + settings.seeds)):
         result = run_fidelity(args.run, settings, storage=args.storage, on_trial=progress.update)
+    if result.measurement is not None:
+        console.print(measurement_table(result.measurement, args.run))
+        console.print(result.measurement["verdict"])
+        console.print(f"{result.trained} trained, {result.reused} reused. Outputs: {args.run}/{RESULT_FILE}, "
+                      f"{args.run}/{PLOT_FILE}")
+        return 0
     table = Table(title=f"Proxy against higher fidelity: {len(result.pairs)} candidates of {args.run}")
     for name in ("search rank", "trial", "proxy acc", "fidelity acc", "proxy reward", "fidelity reward"):
         table.add_column(name, justify="right")
@@ -61,3 +80,37 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"{result.trained} trained, {result.reused} reused. Outputs: {args.run}/{RESULT_FILE}, "
                   f"{args.run}/{PLOT_FILE}")
     return 0
+
+
+def _budgets(text: str | None) -> tuple[float, ...]:
+    if text is None:
+        return ()
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--proxy-epochs {text!r}: expected comma-separated numbers of epochs, e.g. 0.5,1") from None
+
+
+def _agreement_cells(found: dict | None) -> list[str]:
+    if not found:
+        return ["-", "-"]
+    tau, rho = found["kendall_tau"], found["spearman_rho"]
+    return [f"{tau['value']:.2f} [{tau['low']:.2f}, {tau['high']:.2f}]",
+            f"{rho['value']:.2f} [{rho['low']:.2f}, {rho['high']:.2f}]"]
+
+
+def measurement_table(measured: dict, run: str) -> Table:
+    """Every score at every budget, the cost counts and the noise ceiling against the reference."""
+    table = Table(title=f"Proxy measurement of {run}: {measured['usable']} sampled candidates, reference = mean "
+                        f"accuracy over {len(measured['seeds'])} seed(s)")
+    for name in ("what", "budget (epochs)", "Kendall tau [95%]", "Spearman rho [95%]"):
+        table.add_column(name, justify="left" if name == "what" else "right")
+    for budget, scores in measured["scores"].items():
+        for name, found in scores.items():
+            table.add_row(name, budget, *_agreement_cells(found))
+    for name, found in measured["baselines"].items():
+        table.add_row(f"{name} (count)", "-", *_agreement_cells(found))
+    if "noise_ceiling" in measured:
+        table.add_row("reference seed 1 vs 2 (noise ceiling)", "-", *_agreement_cells(measured["noise_ceiling"]))
+    return table
+

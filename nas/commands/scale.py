@@ -123,10 +123,12 @@ def run_grid(args: argparse.Namespace) -> int:
         config = ScaleGridConfig(
             base=base.to_dict(), base_source=str(args.base), phi=args.phi, step=args.step, max=args.max,
             tol=args.tol, constraint=args.constraint, objective=args.objective, cost=args.cost, target=args.target,
-            w=args.w, v=args.v, dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs,
+            w=args.w, v=args.v, dataset=args.dataset, data_dir=args.data_dir, train_subset=args.train_subset,
+            epochs=args.epochs,
             batch_size=args.batch_size, proxy_width=args.proxy_width, proxy_depth=args.proxy_depth,
             proxy_resolution=args.proxy_resolution, runner=args.runner, runner_options=runner_options(args),
-            device=args.device, seed=args.seed, data_cache=args.data_cache, rebuild_cache=bool(args.rebuild_cache))
+            device=args.device, seed=args.seed, data_cache=args.data_cache, rebuild_cache=bool(args.rebuild_cache),
+            score=args.score)
     if args.dry_run:
         return _dry_run(console, config, base)
     out = Path(args.out) if args.out else Path("runs") / ("scale-" + datetime.now().strftime("%Y%m%d-%H%M%S"))

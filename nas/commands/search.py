@@ -70,6 +70,8 @@ def add_training_flags(p: Any, search: bool = True) -> None:
     g.add_argument("--dataset", default="digits",
                    help="digits (embedded), mnist, fashion-mnist, cifar10, cifar100, imagefolder")
     g.add_argument("--data-dir", default=None, help="folder with the dataset's files")
+    g.add_argument("--train-subset", type=int, default=None, metavar="N",
+                   help="train on about N of the training images (a seeded, stratified draw; minival unchanged)")
     if search:
         g.add_argument("--trials", type=int, default=None, help="number of candidates (default 16; on --resume: "
                                                                  "the stored value unless given)")
@@ -78,6 +80,10 @@ def add_training_flags(p: Any, search: bool = True) -> None:
     g.add_argument("--proxy-width", type=float, default=0.5, help="width multiplier of the trained proxy")
     g.add_argument("--proxy-depth", type=float, default=0.5, help="depth multiplier of the trained proxy")
     g.add_argument("--proxy-resolution", type=int, default=32, help="image size the proxy trains at")
+    g.add_argument("--score", default="accuracy",
+                   help="what the reward's quality term is, from the training already paid for: accuracy (minival), "
+                        "minival_loss, train_loss (the last half of the steps) or bn_accuracy (BatchNorm statistics "
+                        "re-estimated); losses enter as exp(-loss)")
     if search:
         g.add_argument("--target-resolution", type=int, default=None,
                        help="resolution at which the full-size cost is counted (default: the space's, 224 for "
@@ -149,11 +155,12 @@ def run(args: argparse.Namespace) -> int:
             space=args.space, controller=args.controller, objective=args.objective, cost=args.cost,
             target=args.target, constraint=args.constraint, w=args.w, v=args.v,
             step_time_ref_ms=args.step_time_ref_ms, params_ref=args.params_ref, dataset=args.dataset,
-            data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, proxy_width=args.proxy_width,
+            data_dir=args.data_dir, train_subset=args.train_subset, epochs=args.epochs, batch_size=args.batch_size,
+            proxy_width=args.proxy_width,
             proxy_depth=args.proxy_depth, proxy_resolution=args.proxy_resolution,
             target_resolution=args.target_resolution, runner=args.runner, runner_options=runner_options(args),
             device=args.device, seed=args.seed, controller_options=_parse_options(args.controller_option),
-            latency_table=args.latency_table, data_cache=args.data_cache, **given)
+            latency_table=args.latency_table, data_cache=args.data_cache, score=args.score, **given)
     console = make_console()
     progress = SearchProgress(console, enabled=not args.quiet)
     search = Search(config, out, storage=args.storage, resume=args.resume, on_trial=progress.update,

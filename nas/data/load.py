@@ -32,7 +32,7 @@ def _read_test(source_name: str, data_dir: str | None, in_chans: int, options: t
 def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0,
                  minival_fraction: float | None = None, image_size: int | None = None,
                  cache_dir: str | Path | None = None, resolution: int | None = None,
-                 rebuild_cache: bool = False) -> Dataset:
+                 rebuild_cache: bool = False, train_subset: int | None = None) -> Dataset:
     """Read a dataset's training split and hold out a seeded, stratified minival split from it.
 
     ``minival_fraction`` defaults to the dataset's (0.2 for the small digits set, 0.1 otherwise).
@@ -42,6 +42,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0
     memory-mapped files at ``resolution`` px in that folder (built when missing; rebuilt when they
     hold another dataset, resolution or source only with ``rebuild_cache``) and the result is a
     :class:`~nas.data.mapped.MappedDataset` with the same rows, split and statistics.
+
+    ``train_subset`` keeps that many training images (a seeded, stratified draw, made after the
+    minival split, so minival is the same with or without it): quick experiments and benchmarks
+    on a documented part of a large dataset. Not available with a data cache.
     """
     source = DATASETS[name]
     if source.needs_dir and data_dir is None:
@@ -59,7 +63,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0
     path = Path(data_dir).expanduser() if data_dir is not None else None
     if path is not None and not path.exists():
         raise DataError(f"{path}: data folder not found")
+    if train_subset is not None and not (isinstance(train_subset, int) and not isinstance(train_subset, bool)
+                                         and train_subset >= 2):
+        raise DataError(f"train_subset must be an integer >= 2, got {train_subset!r}", field="train_subset")
     if cache_dir is not None:
+        if train_subset is not None:
+            raise DataError("train_subset is not available with a data cache", field="train_subset")
         if resolution is None:
             raise DataError("resolution is needed with a data cache (the images are stored at it)", field="resolution")
         return open_cached_dataset(name, path, cache_dir, resolution, seed=seed, minival_fraction=minival_fraction,
@@ -68,6 +77,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0
     if len(y) < 2:
         raise DataError(f"{path}: only {len(y)} training image(s); need at least 2 for a minival split")
     train_idx, minival_idx = split_minival(y.numpy(), fraction, seed)
+    if train_subset is not None:
+        if train_subset >= len(train_idx):
+            raise DataError(f"train_subset {train_subset} is not below the {len(train_idx)} training images",
+                            field="train_subset")
+        _, keep = split_minival(y.numpy()[train_idx], train_subset / len(train_idx), seed + 1)
+        train_idx = train_idx[keep]
     train_idx_t, minival_idx_t = torch.from_numpy(train_idx), torch.from_numpy(minival_idx)
     train_x = x[train_idx_t].contiguous()
     mean, std = channel_stats(train_x)

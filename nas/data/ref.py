@@ -26,6 +26,7 @@ class DatasetRef:
     cache_dir: str | None = None
     resolution: int | None = None
     rebuild_cache: bool = False
+    train_subset: int | None = None  # a seeded, stratified part of the training images
 
 
 def dataset_ref(config: Any) -> DatasetRef:
@@ -34,7 +35,8 @@ def dataset_ref(config: Any) -> DatasetRef:
     cache = getattr(config, "data_cache", None)
     return DatasetRef(config.dataset, config.data_dir, config.seed, cache_dir=str(cache) if cache else None,
                       resolution=int(config.proxy_resolution) if cache else None,
-                      rebuild_cache=bool(getattr(config, "rebuild_cache", False)))
+                      rebuild_cache=bool(getattr(config, "rebuild_cache", False)),
+                      train_subset=getattr(config, "train_subset", None))
 
 
 _DATA_CACHE: dict[DatasetRef, Any] = {}
@@ -47,7 +49,7 @@ def cached_dataset(ref: DatasetRef) -> Any:
     if ref not in _DATA_CACHE:
         _DATA_CACHE[ref] = load_dataset(ref.name, ref.data_dir, seed=ref.seed, cache_dir=ref.cache_dir,
                                         resolution=ref.resolution if ref.cache_dir else None,
-                                        rebuild_cache=ref.rebuild_cache)
+                                        rebuild_cache=ref.rebuild_cache, train_subset=ref.train_subset)
     return _DATA_CACHE[ref]
 
 

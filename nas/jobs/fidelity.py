@@ -31,32 +31,58 @@ from nas.engine import Plan, Stage
 from nas.errors import ConfigError
 from nas.fileio import atomic_write_json
 from nas.jobs.search import Search, SearchConfig
+from nas.jobs.proxy_measurement import analyse, measurement_stages, sampled_points
 from nas.jobs.setup import fixed_points_stage, higher_fidelity, is_int
 from nas.ranking import Candidate, candidates
 from nas.stats import rank_agreement
 
 STAGE = "fidelity"
 SEED_OFFSET = 2000  # the fidelity runs' training seed is the search's + 2000: a fresh training
+MAX_SAMPLE = 10_000
+MAX_SEEDS = 10
 RESULT_FILE = "fidelity.json"
 PLOT_FILE = "fidelity.png"
 
 
 @dataclass(frozen=True)
 class FidelitySettings:
-    """The higher fidelity: None keeps the search's value (epochs: twice the search's)."""
+    """What to check. ``top``: that many completed candidates of the search, spread over its rewards,
+    trained again once (does the search's own ranking hold?). ``sample``: that many candidates drawn
+    uniformly from the space, each scored at the proxy fidelity (``proxy_epochs``: one or more
+    budgets, default the search's) and trained at the reference fidelity ``seeds`` times (the
+    measurement of the proxy: every score of :data:`nas.metrics.SCORES` and the cost counts against
+    the reference, and the seeds against each other). The reference fidelity: ``epochs`` (default
+    twice the search's), ``width`` / ``depth`` / ``resolution`` (default the search's proxy)."""
 
-    top: int
+    top: int | None = None
     epochs: float | None = None
     width: float | None = None
     depth: float | None = None
     resolution: int | None = None
+    sample: int | None = None
+    seeds: int = 1
+    proxy_epochs: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        if not is_int(self.top) or self.top < 3:
+        if (self.top is None) == (self.sample is None):
+            raise ConfigError("give either top (candidates of the search) or sample (candidates drawn from the "
+                              "space)", field="top")
+        if self.top is not None and (not is_int(self.top) or self.top < 3):
             raise ConfigError(f"top must be at least 3 candidates (a rank agreement needs 3), got {self.top!r}",
                               field="top")
+        if self.sample is not None and (not is_int(self.sample) or not 3 <= self.sample <= MAX_SAMPLE):
+            raise ConfigError(f"sample must be between 3 and {MAX_SAMPLE} candidates, got {self.sample!r}",
+                              field="sample")
+        if not is_int(self.seeds) or not 1 <= self.seeds <= MAX_SEEDS:
+            raise ConfigError(f"seeds must be between 1 and {MAX_SEEDS}, got {self.seeds!r}", field="seeds")
         if self.epochs is not None and not self.epochs > 0:
             raise ConfigError(f"epochs must be > 0, got {self.epochs!r}", field="epochs")
+        object.__setattr__(self, "proxy_epochs", tuple(float(e) for e in self.proxy_epochs))
+        if self.proxy_epochs and self.sample is None:
+            raise ConfigError("proxy_epochs scores sampled candidates: give sample too", field="proxy_epochs")
+        if any(not e > 0 for e in self.proxy_epochs) or len(set(self.proxy_epochs)) != len(self.proxy_epochs):
+            raise ConfigError(f"proxy_epochs must be distinct budgets > 0, got {list(self.proxy_epochs)}",
+                              field="proxy_epochs")
 
 
 @dataclass
@@ -67,6 +93,7 @@ class FidelityResult:
     trained: int = 0
     reused: int = 0
     settings: Mapping[str, Any] = field(default_factory=dict)
+    measurement: dict[str, Any] | None = None  # with sample: see nas.jobs.proxy_measurement.analyse
 
 
 def spread(n: int, k: int) -> list[int]:
@@ -101,21 +128,44 @@ def fidelity_stage(search: Search, settings: FidelitySettings) -> tuple[Stage, l
 
 def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str | None = None,
                  on_trial: Callable[[Any, int, int], None] | None = None, plot: bool = True) -> FidelityResult:
-    """Re-train ``settings.top`` candidates of a finished search at a higher fidelity and compare the rankings."""
+    """Check a finished search's proxy: its own candidates again (``top``), or a measurement on
+    candidates drawn from the space (``sample``; :mod:`nas.jobs.proxy_measurement`)."""
     run_dir = Path(run_dir)
     search = Search(SearchConfig(), run_dir, storage=storage, resume=True, overrides={}, on_trial=on_trial)
-    stage, chosen = fidelity_stage(search, settings)
+    if settings.sample is not None:
+        points = sampled_points(search, settings.sample)
+        stages: list[Stage] = list(measurement_stages(search, settings, points))
+        chosen: list[Candidate] = []
+    else:
+        stage, chosen = fidelity_stage(search, settings)
+        stages = [stage]
     stored = _stored_settings(run_dir)
-    if stored is not None and stored != asdict(settings):
-        given = ", ".join(f"{k} {v}" for k, v in stored.items() if v is not None)
+    if stored is not None and stored != settings:
+        given = ", ".join(f"{k} {v}" for k, v in asdict(stored).items() if v not in (None, (), 1))
         raise ConfigError(f"{run_dir} already holds a fidelity check with other settings ({given}); repeat "
                           f"them to resume it, or copy the run folder to check another fidelity")
     atomic_write_json(run_dir / RESULT_FILE, {"settings": asdict(settings), "complete": False})
     engine = search.make_engine(latency=search.latency)
+    trained = reused = 0
     try:
-        outcome = engine.run(stage)
+        for stage in stages:
+            outcome = engine.run(stage)
+            trained, reused = trained + outcome.trained, reused + outcome.reused
     finally:
         engine.close()
+    cfg = search.config
+    about_search = {"epochs": search.parts.budget.epochs, "proxy_width": cfg.proxy_width,
+                    "proxy_depth": cfg.proxy_depth, "proxy_resolution": cfg.proxy_resolution,
+                    "dataset": cfg.dataset, "train_subset": cfg.train_subset}
+    if settings.sample is not None:
+        measured = analyse(search, settings, points)
+        atomic_write_json(run_dir / RESULT_FILE, {"settings": asdict(settings), "mode": "sample",
+                                                  "complete": measured["usable"] == len(points),
+                                                  "search": about_search, **measured})
+        result = FidelityResult(run_dir, [], {}, trained, reused, asdict(settings), measurement=measured)
+        if plot and measured["usable"] >= 3:
+            save_measurement_scatter(measured, run_dir / PLOT_FILE)
+        return result
     high = {tuple(r.indices): r for r in search.store.records(STAGE)}
     pairs = []
     for cand in chosen:
@@ -131,13 +181,10 @@ def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str |
         for what in ("accuracy", "reward"):
             found = rank_agreement([p[f"proxy_{what}"] for p in usable], [p[f"fidelity_{what}"] for p in usable])
             agreement[what] = {name: asdict(a) for name, a in found.items()}
-    result = FidelityResult(run_dir, pairs, agreement, outcome.trained, outcome.reused, asdict(settings))
-    cfg = search.config
+    result = FidelityResult(run_dir, pairs, agreement, trained, reused, asdict(settings))
     atomic_write_json(run_dir / RESULT_FILE, {
-        "settings": asdict(settings), "complete": len(usable) == len(pairs), "candidates": pairs,
-        "agreement": agreement, "pairs_used": len(usable),
-        "search": {"epochs": search.parts.budget.epochs, "proxy_width": cfg.proxy_width,
-                   "proxy_depth": cfg.proxy_depth, "proxy_resolution": cfg.proxy_resolution},
+        "settings": asdict(settings), "mode": "top", "complete": len(usable) == len(pairs), "candidates": pairs,
+        "agreement": agreement, "pairs_used": len(usable), "search": about_search,
         "how_to_read": "tau near 1: the proxy ranks candidates as the higher fidelity does; tau near 0 (or an "
                        "interval containing 0): the proxy's ranking, and so the search's B0, is close to noise."})
     if plot and usable:
@@ -145,13 +192,18 @@ def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str |
     return result
 
 
-def _stored_settings(run_dir: Path) -> dict[str, Any] | None:
+def _stored_settings(run_dir: Path) -> FidelitySettings | None:
+    """The settings of the check the run already holds (a file written before a setting existed takes its
+    default), or None."""
     path = run_dir / RESULT_FILE
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text()).get("settings")
-    except (OSError, ValueError):
+        stored = json.loads(path.read_text()).get("settings") or {}
+        known = {f for f in FidelitySettings.__dataclass_fields__}
+        return FidelitySettings(**{k: (tuple(v) if k == "proxy_epochs" else v) for k, v in stored.items()
+                                   if k in known})
+    except (OSError, ValueError, TypeError, ConfigError):
         return None
 
 
@@ -183,5 +235,38 @@ def save_scatter(result: FidelityResult, path: Path) -> Path:
     return path
 
 
+def save_measurement_scatter(measured: dict[str, Any], path: Path) -> Path:
+    """The sampled candidates' reference accuracy against each score at the smallest proxy budget, and
+    against the parameter and multiply-add counts, with Kendall's tau in each title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: imported only to draw
+    from matplotlib.figure import Figure
+
+    budget = f"{min(measured['budgets']):g}"
+    usable = [c for c in measured["candidates"] if None not in c["reference_accuracy"]]
+    target = [float(np.mean(c["reference_accuracy"])) for c in usable]
+    panels = [(f"{name} at {budget} epoch(s)", [c["proxy_scores"].get(budget, {}).get(name) for c in usable],
+               measured["scores"][budget].get(name)) for name in measured["scores"][budget]]
+    panels += [(f"{name} (count)", [float(c[name]) for c in usable], measured["baselines"].get(name))
+               for name in measured["baselines"]]
+    fig = Figure(figsize=(4 * 3, 3.6 * ((len(panels) + 2) // 3)), dpi=110)
+    FigureCanvasAgg(fig)
+    for i, (title, xs, stats) in enumerate(panels):
+        ax = fig.add_subplot((len(panels) + 2) // 3, 3, i + 1)
+        points = [(x, y) for x, y in zip(xs, target) if x is not None]
+        ax.scatter([x for x, _ in points], [y for _, y in points], s=16, color="C0", edgecolors="black",
+                   linewidths=0.4)
+        if "count" in title:
+            ax.set_xscale("log")
+        tau = "" if not stats else (f": tau {stats['kendall_tau']['value']:.2f} "
+                                    f"[{stats['kendall_tau']['low']:.2f}, {stats['kendall_tau']['high']:.2f}]")
+        ax.set_title(title + tau, fontsize=8)
+        ax.set_ylabel("reference accuracy (mean of seeds)", fontsize=7)
+        ax.grid(True, alpha=0.25)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
 __all__ = ["FidelityResult", "FidelitySettings", "PLOT_FILE", "RESULT_FILE", "STAGE", "fidelity_stage",
-           "run_fidelity", "save_scatter", "spread"]
+           "run_fidelity", "save_measurement_scatter", "save_scatter", "spread"]
+

@@ -27,6 +27,7 @@ from nas.decisions import Decision
 from nas.device import resolve_device
 from nas.engine import Engine, Plan, Stage
 from nas.errors import ConfigError, StorageError
+from nas.metrics import SCORES
 from nas.spec import ArchSpec
 from nas.store import RunStore, TrialRecord, run_exists
 from nas.training.budget import TrainBudget
@@ -47,8 +48,8 @@ def is_int(value: Any) -> bool:
 class JobSettings:
     """What every job is set with; each job's config adds its own fields (``run.json`` stores them all).
 
-    The reward (``objective``, ``cost``, ``target``, ``w``, ``v``, and the v2 references, measured when
-    None), the data (``dataset``, ``data_dir``, ``data_cache``, ``rebuild_cache``), the proxy training
+    The reward (``objective``, ``cost``, ``target``, ``w``, ``v``, the v2 references, measured when
+    None, and ``score``, its quality term), the data (``dataset``, ``data_dir``, ``data_cache``, ``rebuild_cache``), the proxy training
     (``epochs``, ``batch_size``, ``proxy_width`` / ``proxy_depth`` / ``proxy_resolution``, ``seed``) and
     where it runs (``runner``, ``runner_options``, ``device``).
     """
@@ -62,6 +63,7 @@ class JobSettings:
     params_ref: float | None = None
     dataset: str = "digits"
     data_dir: str | None = None
+    train_subset: int | None = None  # train on this many training images (seeded, stratified; minival unchanged)
     epochs: float | None = None  # None = the trainer's default budget
     batch_size: int | None = None
     proxy_width: float = 0.5
@@ -73,6 +75,7 @@ class JobSettings:
     seed: int = 0
     data_cache: str | None = None  # folder of the data cache (memory-mapped files at the proxy resolution)
     rebuild_cache: bool = False  # rebuild a data cache of another dataset, resolution or source
+    score: str = "accuracy"  # the reward's quality term: a name of nas.metrics.SCORES
 
     def __post_init__(self) -> None:
         if self.epochs is not None and not (_finite(self.epochs) and self.epochs > 0):
@@ -81,6 +84,8 @@ class JobSettings:
             raise ConfigError(f"batch_size must be an integer > 0, got {self.batch_size!r}", field="batch_size")
         if not is_int(self.seed):
             raise ConfigError(f"seed must be an integer, got {self.seed!r}", field="seed")
+        if self.score not in SCORES:
+            raise ConfigError(f"unknown score {self.score!r}; valid: {', '.join(SCORES)}", field="score")
         self.proxy  # noqa: B018 - checks the proxy's width, depth and resolution now, naming the setting
 
     @property

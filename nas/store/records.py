@@ -20,7 +20,7 @@ from nas.stats import at_chance, wilson_interval
 # trials.csv columns, in order; param_<decision> columns follow.
 COLUMNS = ("trial", "status", "reward", "accuracy", "macs", "params", "step_time_ms", "latency_ms", "arch", "key",
            "proxy_macs", "loss", "epochs", "wall_time_s", "error", "reused_from", "stage", "minival_size",
-           "accuracy_low", "accuracy_high", "at_chance", "predicted_latency_ms")
+           "accuracy_low", "accuracy_high", "at_chance", "predicted_latency_ms", "score")
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,11 @@ class TrialRecord:
             "arch": self.arch, "key": self.key, "proxy_macs": m.proxy_macs, "loss": m.loss, "epochs": m.epochs,
             "wall_time_s": m.wall_time_s, "error": m.error, "reused_from": self.reused_from, "stage": self.stage,
             "minival_size": m.minival_size or None, "accuracy_low": low, "accuracy_high": high, "at_chance": chance,
-            "predicted_latency_ms": self.values.get("predicted_latency_ms"),
+            "predicted_latency_ms": self.values.get("predicted_latency_ms"), "score": self.values.get("score"),
         }
+        for name, value in sorted(self.values.items()):
+            if name.startswith("score_"):
+                data[name] = value
         for name, value in self.choices.items():
             data[f"param_{name}"] = value
         return data

@@ -37,6 +37,7 @@ from nas.training.evaluate import EvaluateEachEpoch, evaluate
 from nas.training.loop import EpochSummary, Hook, StopTraining, TrainState, fit
 from nas.training.measure import MemoryPeak, StepTimer, extra_step_times, inference_latency
 from nas.training.schedules import EpochSchedule, epoch_settings
+from nas.training.scores import TrainLossTail, bn_accuracy
 from nas.training.setup import prepare, seeded_global_rng
 
 EVALUATE_ON = ("minival", "test")
@@ -117,11 +118,12 @@ def train_candidate(spec: ArchSpec, data: Dataset, budget: TrainBudget | None = 
             session = prepare(spec, data, budget, device, settings)
             minival = EvaluateEachEpoch("minival", lambda: session.model, session.minival, session.resolution,
                                         session.augmenter, budget.eval_batch_size, session.plan.autocast)
-            hooks: list[Hook] = [timer, memory, minival]
+            tail = TrainLossTail(session.plan.total_steps)
+            hooks: list[Hook] = [timer, memory, minival, tail]
             if on_epoch is not None:
                 hooks.append(EpochCallbackHook(on_epoch))
             fit(session.state, session.train, session.plan, session.augmenter, hooks)
-            return _measured(session, data, evaluate_on, timer, memory, minival, known, start)
+            return _measured(session, data, evaluate_on, timer, memory, minival, tail, known, start)
     except StopTraining as stop:
         return _partial(stop.status, stop.error, known, session, timer, memory, minival, start)
     except Exception as exc:  # noqa: BLE001 - a broken candidate must never stop a search
@@ -130,12 +132,13 @@ def train_candidate(spec: ArchSpec, data: Dataset, budget: TrainBudget | None = 
 
 
 def _measured(session: Any, data: Dataset, evaluate_on: str, timer: StepTimer, memory: MemoryPeak,
-              minival: EvaluateEachEpoch, known: dict[str, Any], start: float) -> Metrics:
+              minival: EvaluateEachEpoch, tail: TrainLossTail, known: dict[str, Any], start: float) -> Metrics:
     budget, device, model = session.budget, session.device, session.model
     if timer.needed:
         timer.times += extra_step_times(model, session.train, session.base, session.augmenter, budget, device,
                                         session.plan.autocast, timer.needed)
     final = minival.last
+    scores = _scores(session, final, tail)
     if evaluate_on == "test":
         final = evaluate(model, data.source("test", device), session.resolution, session.augmenter,
                          budget.eval_batch_size, session.plan.autocast)
@@ -146,7 +149,20 @@ def _measured(session: Any, data: Dataset, evaluate_on: str, timer: StepTimer, m
                    latency_ms=latency, latency_batch_ms=latency_batch, wall_time_s=time.perf_counter() - start,
                    train_time_s=timer.total_s, epochs=round(session.plan.epochs_done(session.state.step), 4),
                    peak_memory_mb=memory.peak_mb(), history=tuple(minival.history),
-                   minival_size=int(final.correct.numel()), correct=pack_correct(final.correct), **known)
+                   minival_size=int(final.correct.numel()), correct=pack_correct(final.correct), scores=scores,
+                   **known)
+
+
+def _scores(session: Any, final: Any, tail: TrainLossTail) -> dict[str, float]:
+    """Every score of :data:`nas.metrics.SCORES` the finished training gives (see nas.training.scores)."""
+    scores = {"accuracy": final.accuracy, "minival_loss": final.loss}
+    train_loss = tail.value()
+    if train_loss is not None:
+        scores["train_loss"] = train_loss
+    again = bn_accuracy(session.model, session.train, session.minival, session.resolution, session.augmenter,
+                        session.budget.eval_batch_size, session.plan.autocast)
+    scores["bn_accuracy"] = final.accuracy if again is None else again
+    return scores
 
 
 def _partial(status: str, error: str, known: dict[str, Any], session: Any, timer: StepTimer, memory: MemoryPeak,
