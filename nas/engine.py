@@ -37,9 +37,9 @@ import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from nas.blockstrings import spec_to_block_strings
 from nas.checkpoint import read_torch_file
@@ -47,7 +47,7 @@ from nas.controllers.sequence import SequenceController
 from nas.counting import count
 from nas.decisions import Decision, Proposal
 from nas.errors import StorageError
-from nas.fileio import atomic_torch_save
+from nas.fileio import atomic_torch_save, atomic_write_bytes
 from nas.metrics import Metrics
 from nas.spec import ArchSpec
 from nas.store import GRACE_S, HEARTBEAT_S, RunStore, TrialRecord
@@ -55,6 +55,7 @@ from nas.training.budget import TrainBudget
 from runners.base import Runner, TrainJob
 
 CHECKPOINT = "controller.pt"
+CHECKPOINTS = "checkpoints"  # rungs' training states, RUN/checkpoints/<training key>.pt
 # Look for reservations of dead processes twice per grace period (at most every 10 s): a network a dead
 # process held waits at most half a grace period longer than the grace itself.
 STALE_CHECK_S = min(10.0, GRACE_S / 2)
@@ -69,6 +70,8 @@ class Plan:
     proxy: ArchSpec
     budget: TrainBudget
     extra: Mapping[str, float] = field(default_factory=dict)  # values stored with the trial (grid ratios)
+    resume_from: "Plan | None" = None  # a rung: continue this plan's checkpoint (when the run holds it)
+    keep_state: bool = False  # a rung a promotion may continue: keep the training state
 
 
 @dataclass
@@ -156,6 +159,37 @@ class _Job:
     proposal: Proposal
     plan: Plan
     key: str
+    stage: "Stage"
+
+
+class Promotions(Protocol):
+    """What :meth:`Engine.run` asks before it asks the stage's controller: a job of another stage that
+    is due now (successive halving's promotions, :mod:`nas.jobs.rungs`)."""
+
+    stages: list[Stage]
+
+    def next(self) -> tuple[Stage, tuple[int, ...]] | None:
+        """The stage and choices of the next promotion, or None when none is due now."""
+
+    def finished(self, record: TrialRecord) -> None:
+        """Called after every result."""
+
+
+@dataclass
+class _Pass:
+    """The state of one :meth:`Engine.run`."""
+
+    stage: Stage
+    promotions: Promotions | None
+    result: StageResult = field(default_factory=StageResult)
+    told: dict[str, set[int]] = field(default_factory=dict)
+    adopt: list[tuple[Stage, Any]] = field(default_factory=list)
+    in_flight: dict[int, _Job] = field(default_factory=dict)
+    waiting: dict[str, list[_Job]] = field(default_factory=dict)  # training key in flight -> jobs waiting on it
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [self.stage, *(self.promotions.stages if self.promotions is not None else [])]
 
 
 class Engine:
@@ -202,53 +236,64 @@ class Engine:
             runner.close()
 
     # ------------------------------------------------------------------------------ stage
-    def run(self, stage: Stage) -> StageResult:
-        """Drive ``stage`` until it holds ``stage.trials`` trials (counting every process's)."""
+    def run(self, stage: Stage, promotions: Promotions | None = None) -> StageResult:
+        """Drive ``stage`` until it holds ``stage.trials`` trials (counting every process's); with
+        ``promotions``, a due promotion goes before each new proposal, until none is left either."""
         start = time.perf_counter()
-        result = StageResult()
-        told = self._restore(stage)
-        adopt = [r for r in self.store.reservations(stage.name) if r.owner == self.store.owner]
-        in_flight: dict[int, _Job] = {}
-        waiting: dict[str, list[_Job]] = {}  # training key in flight (here or elsewhere) -> jobs waiting on it
+        run = _Pass(stage, promotions)
+        for s in run.stages:
+            run.told[s.name] = self._restore(s)
+            run.adopt += [(s, r) for r in self.store.reservations(s.name) if r.owner == self.store.owner]
         last_stale_check = 0.0
         while True:
-            while len(in_flight) < self._capacity():
-                job = self._next_job(stage, adopt)
+            while len(run.in_flight) < self._capacity():
+                job = self._next_job(run)
                 if job is None:
                     break
-                self._dispatch(stage, job, in_flight, waiting, result, told)
-            if not in_flight and not waiting:
-                if adopt or self.store.counted(stage.name) < stage.trials:
-                    continue  # room left (a reservation elsewhere was given up): ask again
+                self._dispatch(run, job)
+            if not run.in_flight and not run.waiting:
+                if run.adopt or self.store.counted(stage.name) < stage.trials or (
+                        promotions is not None and promotions.next() is not None):
+                    continue  # room left (a reservation elsewhere was given up, a promotion due): ask again
                 break
-            if in_flight:
+            if run.in_flight:
                 for job_done, metrics in self.runner().wait():
-                    job = in_flight.pop(job_done.trial)
-                    record = self._finish(stage, job, metrics, None, result, told)
-                    result.trained += 1
-                    for repeat in waiting.pop(job.key, []):
-                        self._finish(stage, repeat, record.metrics, record.number, result, told)
-                        result.reused += 1
+                    job = run.in_flight.pop(job_done.trial)
+                    record = self._finish(run, job, metrics, None)
+                    run.result.trained += 1
+                    for repeat in run.waiting.pop(job.key, []):
+                        self._finish(run, repeat, record.metrics, record.number)
+                        run.result.reused += 1
             else:
                 time.sleep(FOREIGN_POLL_S)
             if time.perf_counter() - last_stale_check > STALE_CHECK_S:
                 self.store.fail_stale()
                 last_stale_check = time.perf_counter()
-            self._resolve_foreign(stage, in_flight, waiting, result, told)
-        result.wall_time_s = time.perf_counter() - start
-        return result
+            self._resolve_foreign(run)
+        run.result.wall_time_s = time.perf_counter() - start
+        return run.result
 
-    def _next_job(self, stage: Stage, adopt: list[Any]) -> _Job | None:
-        """An adopted reservation, or a new proposal reserved within the stage's budget (None: budget full)."""
-        if adopt:
-            reservation = adopt.pop(0)
+    def _next_job(self, run: _Pass) -> _Job | None:
+        """An adopted reservation, a due promotion, or a new proposal reserved within the stage's budget
+        (None: nothing to start now)."""
+        if run.adopt:
+            stage, reservation = run.adopt.pop(0)
             indices = tuple(reservation.indices)
             plan = stage.plan(indices)
             return _Job(reservation.number, Proposal(-1 - reservation.number, indices), plan,
-                        train_key(plan, self.measure_full_latency))
-        if self.store.counted(stage.name) >= stage.trials:
+                        train_key(plan, self.measure_full_latency), stage)
+        due = run.promotions.next() if run.promotions is not None else None
+        if due is not None:
+            stage, choices = due
+            proposal = Proposal(-1, choices)
+        elif self.store.counted(run.stage.name) < run.stage.trials:
+            stage = run.stage
+            proposal = stage.controller.ask()
+            # Saved at once: a process killed while this proposal trains resumes past it (it adopts the
+            # reservation) instead of asking for the same network again.
+            self._save_checkpoint(stage, run.told[stage.name])
+        else:
             return None
-        proposal = stage.controller.ask()
         plan = stage.plan(proposal.choices)
         key = train_key(plan, self.measure_full_latency)
         choices = {d.name: d.options[i] for d, i in zip(stage.decisions, proposal.choices)}
@@ -257,24 +302,41 @@ class Engine:
         if not self.store.within_budget(number, stage.name, stage.trials):
             self.store.give_up(number, "another process filled the stage's budget first")
             return None
-        return _Job(number, proposal, plan, key)
+        if due is not None:
+            proposal = Proposal(-1 - number, proposal.choices)
+        return _Job(number, proposal, plan, key, stage)
 
-    def _dispatch(self, stage: Stage, job: _Job, in_flight: dict[int, _Job], waiting: dict[str, list[_Job]],
-                  result: StageResult, told: set[int]) -> None:
+    def _dispatch(self, run: _Pass, job: _Job) -> None:
         self._heartbeat.add(job.number)
         done, elsewhere = self._trained_or_training_elsewhere(job.key, job.number)
         if done is not None:
-            self._finish(stage, job, done.metrics, done.number, result, told)
-            result.reused += 1
+            self._finish(run, job, done.metrics, done.number)
+            run.result.reused += 1
             return
-        busy_here = any(j.key == job.key for j in in_flight.values())
+        busy_here = any(j.key == job.key for j in run.in_flight.values())
         if busy_here or elsewhere:
-            waiting.setdefault(job.key, []).append(job)
+            run.waiting.setdefault(job.key, []).append(job)
             return
-        in_flight[job.number] = job
+        run.in_flight[job.number] = job
         self.runner().submit(TrainJob(trial=job.number, spec=job.plan.proxy, dataset=self.data_ref,
                                       budget=job.plan.budget, device=self.device, full_spec=job.plan.full,
-                                      measure_full_latency=self.measure_full_latency))
+                                      measure_full_latency=self.measure_full_latency,
+                                      resume_state=self._checkpoint_of(job.plan), keep_state=job.plan.keep_state))
+
+    def _checkpoint_path(self, key: str) -> Path:
+        folder = Path(self.store.run_dir) / CHECKPOINTS
+        folder.mkdir(exist_ok=True)
+        return folder / f"{key}.pt"
+
+    def _checkpoint_of(self, plan: Plan) -> bytes | None:
+        """The training state a rung continues, when this run folder holds it (else it trains from scratch)."""
+        if plan.resume_from is None:
+            return None
+        path = self._checkpoint_path(train_key(plan.resume_from, self.measure_full_latency))
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
 
     def _trained_or_training_elsewhere(self, key: str, number: int) -> tuple[TrialRecord | None, bool]:
         """The finished trial that trained ``key``, else whether another process is training it.
@@ -299,28 +361,27 @@ class Engine:
             reservations = self.store.reservations()
         return any(r.train_key == key and r.number < number and r.owner != self.store.owner for r in reservations)
 
-    def _resolve_foreign(self, stage: Stage, in_flight: dict[int, _Job], waiting: dict[str, list[_Job]],
-                         result: StageResult, told: set[int]) -> None:
+    def _resolve_foreign(self, run: _Pass) -> None:
         """Jobs waiting on another process: reuse its result, or train it here if that process died."""
-        if not waiting:
+        if not run.waiting:
             return
-        local = {j.key for j in in_flight.values()}
+        local = {j.key for j in run.in_flight.values()}
         reservations = self.store.reservations()
-        for key in [k for k in waiting if k not in local]:
+        for key in [k for k in run.waiting if k not in local]:
             done = self.store.trained_record(key)
-            jobs = waiting.pop(key)
+            jobs = run.waiting.pop(key)
             if done is not None:
                 for job in jobs:
-                    self._finish(stage, job, done.metrics, done.number, result, told)
-                    result.reused += 1
+                    self._finish(run, job, done.metrics, done.number)
+                    run.result.reused += 1
             elif not self._trains_elsewhere(key, min(j.number for j in jobs), reservations):
                 # its trainer died or gave up: train it here, the others wait on us
                 first, rest = jobs[0], jobs[1:]
-                self._dispatch(stage, first, in_flight, waiting, result, told)
+                self._dispatch(run, first)
                 if rest:
-                    waiting.setdefault(key, []).extend(rest)
+                    run.waiting.setdefault(key, []).extend(rest)
             else:
-                waiting[key] = jobs
+                run.waiting[key] = jobs
 
     # ---------------------------------------------------------------------------- results
     def values(self, plan: Plan, metrics: Metrics) -> dict[str, float]:
@@ -340,8 +401,11 @@ class Engine:
             values["score"] = quality  # the quality term the reward used
         return values
 
-    def _finish(self, stage: Stage, job: _Job, metrics: Metrics, reused_from: int | None, result: StageResult,
-                told: set[int]) -> TrialRecord:
+    def _finish(self, run: _Pass, job: _Job, metrics: Metrics, reused_from: int | None) -> TrialRecord:
+        stage, result = job.stage, run.result
+        if metrics.checkpoint is not None:  # a rung's state, for a later promotion; never stored with the trial
+            atomic_write_bytes(self._checkpoint_path(job.key), metrics.checkpoint)
+            metrics = replace(metrics, checkpoint=None)
         values = self.values(job.plan, metrics)
         reward = None
         if stage.rewarded and metrics.status in ("ok", "pruned") and metrics.accuracy is not None:
@@ -358,8 +422,10 @@ class Engine:
             result.first_errors.setdefault(error_kind(metrics.error or metrics.status),
                                            (job.number, metrics.error or metrics.status))
         stage.controller.tell(job.proposal, reward, values)
-        told.add(job.number)
-        self._save_checkpoint(stage, told)
+        run.told[stage.name].add(job.number)
+        self._save_checkpoint(stage, run.told[stage.name])
+        if run.promotions is not None:
+            run.promotions.finished(record)
         self.outputs()
         if self.on_trial is not None:
             self.on_trial(record, len(self.store.records(stage.name)), stage.trials)
@@ -395,5 +461,5 @@ def proposals_in_order(decisions: Sequence[Decision], points: Sequence[Sequence[
     return SequenceController(decisions, points=points)
 
 
-__all__ = ["CHECKPOINT", "Engine", "Plan", "Stage", "StageResult", "arch_string", "error_kind", "proposals_in_order",
-           "train_key"]
+__all__ = ["CHECKPOINT", "CHECKPOINTS", "Engine", "Plan", "Promotions", "Stage", "StageResult", "arch_string",
+           "error_kind", "proposals_in_order", "train_key"]

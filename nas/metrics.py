@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 import numpy as np
@@ -62,6 +62,9 @@ class Metrics:
     minival_size: int = 0
     correct: str = ""
     scores: Mapping[str, float] = field(default_factory=dict, hash=False)  # SCORES name -> raw value
+    # The training state at the end (bytes), when the job asked to keep it (a rung a promotion may
+    # continue); it travels back from the worker and is never stored with the trial.
+    checkpoint: bytes | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -74,7 +77,7 @@ class Metrics:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "checkpoint"}
         data["history"] = list(self.history)
         data["scores"] = dict(self.scores)
         return data

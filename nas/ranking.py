@@ -63,11 +63,20 @@ class Choice:
         return float(self.candidate.search.reward)
 
 
+def rung(record: Any) -> int | None:
+    """The rung of successive halving a search record was trained at (0 for a search without rungs);
+    None for a record of another stage (re-rank, fidelity, grid...)."""
+    if "rung" in record.values:
+        return int(record.values["rung"])
+    return 0 if record.stage == SEARCH else None
+
+
 def candidates(records: Sequence[Any]) -> list[Candidate]:
-    """Distinct networks by search reward (best first), each with its re-rank trials and rank."""
-    ok = [r for r in records if r.stage == SEARCH and r.metrics.ok and r.reward is not None]
+    """Distinct networks best first, each with its re-rank trials and rank: by the highest rung they
+    reached, then by their reward there (a search without rungs: by search reward)."""
+    ok = [r for r in records if rung(r) is not None and r.metrics.ok and r.reward is not None]
     best: dict[str, Any] = {}
-    for r in sorted(ok, key=lambda r: (-r.reward, r.number)):
+    for r in sorted(ok, key=lambda r: (-rung(r), -r.reward, r.number)):
         best.setdefault(r.key, r)
     reranked: dict[str, list[Any]] = {}
     for r in records:
@@ -81,10 +90,14 @@ def candidates(records: Sequence[Any]) -> list[Candidate]:
 
 
 def ranked(records: Sequence[Any], stage: str = SEARCH, unique: bool = True) -> list[Any]:
-    """Successful candidates of a stage by reward, best first; repeats of one network appear once."""
+    """Successful candidates by reward, best first; repeats of one network appear once. For the search
+    stage with rungs: every rung's records, the highest rung first (a network at its highest rung)."""
     seen, out = set(), []
-    ok = [r for r in records if r.stage == stage and r.metrics.ok and r.reward is not None]
-    for r in sorted(ok, key=lambda r: (-r.reward, r.number)):
+    if stage == SEARCH:
+        ok = [r for r in records if rung(r) is not None and r.metrics.ok and r.reward is not None]
+    else:
+        ok = [r for r in records if r.stage == stage and r.metrics.ok and r.reward is not None]
+    for r in sorted(ok, key=lambda r: (-(rung(r) or 0), -r.reward, r.number)):
         if unique and r.key in seen:
             continue
         seen.add(r.key)
@@ -117,6 +130,8 @@ def ties_with_b0(choice: Choice, top: int = 10, alpha: float = 0.05) -> list[tup
     ranked = ([c for c in choice.candidates if c.rerank_rank is not None] if choice.ranked_by == RERANK
               else list(choice.candidates))
     ranked.sort(key=lambda c: c.rerank_rank if choice.ranked_by == RERANK else c.search_rank)
+    if choice.ranked_by != RERANK:  # with rungs, only networks trained as long as B0 compare with it
+        ranked = [c for c in ranked if rung(c.search) == rung(choice.candidate.search)]
     reference = _comparable(choice.candidate, choice.ranked_by)
     if reference is None:
         return []
@@ -172,4 +187,4 @@ def b0_document(choice: Choice, records: Sequence[Any], config: Mapping[str, Any
 
 
 __all__ = ["Candidate", "Choice", "RERANK", "SEARCH", "accuracy_interval", "b0_document", "candidates",
-           "choose_b0", "ranked", "ties_with_b0", "trial_document"]
+           "choose_b0", "ranked", "rung", "ties_with_b0", "trial_document"]

@@ -30,6 +30,8 @@ class TrainJob:
     full_spec: ArchSpec | None = None  # the full-size candidate, for its counted cost
     measure_full_latency: bool = False
     tag: dict[str, Any] = field(default_factory=dict)
+    resume_state: bytes | None = field(default=None, repr=False)  # a rung's training state to continue
+    keep_state: bool = False  # return the training state at the end (Metrics.checkpoint): a rung
 
 
 def run_job(job: TrainJob, on_epoch: Callable[[int, float], Any] | None = None, data: Any = None) -> Metrics:
@@ -41,7 +43,8 @@ def run_job(job: TrainJob, on_epoch: Callable[[int, float], Any] | None = None, 
     try:
         dataset = data if data is not None else cached_dataset(job.dataset)
         device = resolve_device(job.device)
-        metrics = train_candidate(job.spec, dataset, job.budget, device, on_epoch=on_epoch)
+        metrics = train_candidate(job.spec, dataset, job.budget, device, on_epoch=on_epoch,
+                                  resume_state=job.resume_state, keep_state=job.keep_state)
         if job.measure_full_latency and job.full_spec is not None and metrics.ok:
             from nas.timing import measure_latency_ms  # torch: imported when used, not at module import
 

@@ -80,6 +80,12 @@ def add_training_flags(p: Any, search: bool = True) -> None:
     g.add_argument("--proxy-width", type=float, default=0.5, help="width multiplier of the trained proxy")
     g.add_argument("--proxy-depth", type=float, default=0.5, help="depth multiplier of the trained proxy")
     g.add_argument("--proxy-resolution", type=int, default=32, help="image size the proxy trains at")
+    if search:
+        g.add_argument("--rungs", default=None, metavar="E,E,...",
+                       help="successive halving: epochs per rung, increasing (e.g. 1,3,9); every candidate trains "
+                            "at the first rung and the best 1/eta of each rung go on to the next, continuing "
+                            "their training (instead of --epochs)")
+        g.add_argument("--eta", type=int, default=3, help="with --rungs: promote the best 1/eta of each rung")
     g.add_argument("--score", default="accuracy",
                    help="what the reward's quality term is, from the training already paid for: accuracy (minival), "
                         "minival_loss, train_loss (the last half of the steps) or bn_accuracy (BatchNorm statistics "
@@ -130,6 +136,16 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
+def epochs_list(text: str | None, flag: str) -> tuple[float, ...] | None:
+    """``"1,3,9"`` -> ``(1.0, 3.0, 9.0)``; one line naming ``flag`` for anything else."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected comma-separated numbers of epochs, e.g. 1,3,9") from None
+
+
 def runner_options(args: argparse.Namespace) -> dict[str, Any]:
     names = ("address", "node_ip_address", "workers", "gpus_per_trial", "cpus_per_trial", "retries", "scheduler")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
@@ -160,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
             proxy_depth=args.proxy_depth, proxy_resolution=args.proxy_resolution,
             target_resolution=args.target_resolution, runner=args.runner, runner_options=runner_options(args),
             device=args.device, seed=args.seed, controller_options=_parse_options(args.controller_option),
-            latency_table=args.latency_table, data_cache=args.data_cache, score=args.score, **given)
+            latency_table=args.latency_table, data_cache=args.data_cache, score=args.score,
+            rungs=epochs_list(args.rungs, "--rungs"), eta=args.eta, **given)
     console = make_console()
     progress = SearchProgress(console, enabled=not args.quiet)
     search = Search(config, out, storage=args.storage, resume=args.resume, on_trial=progress.update,

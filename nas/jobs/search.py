@@ -24,6 +24,7 @@ from nas.decisions import Decision
 from nas.engine import CHECKPOINT, Plan, Stage, StageResult
 from nas.errors import ConfigError
 from nas.fileio import atomic_write_json
+from nas.jobs.rungs import RungSettings, SuccessiveHalving
 from nas.jobs.setup import Job, JobSettings, fixed_points_stage, higher_fidelity, is_int
 from nas.ranking import b0_document, candidates, choose_b0
 from nas.spec import ArchSpec
@@ -54,9 +55,17 @@ class SearchConfig(JobSettings):
     rerank_depth: float | None = None
     rerank_resolution: int | None = None
     latency_table: str | None = None  # predict latency from this table instead of timing the network
+    rungs: tuple[float, ...] | None = None  # successive halving: epochs per rung (nas.jobs.rungs)
+    eta: int = 3  # with rungs: the best 1/eta of a rung are promoted
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.rungs is not None:
+            object.__setattr__(self, "rungs", tuple(float(r) for r in self.rungs))
+            if self.epochs is not None:
+                raise ConfigError("epochs and rungs both set the proxy's training: give rungs only (the first "
+                                  "rung is what every candidate trains)", field="epochs")
+            self.rung_settings.check(self.trials)
         if not is_int(self.trials) or self.trials <= 0:
             raise ConfigError(f"trials must be a positive integer, got {self.trials!r}", field="trials")
         if not is_int(self.rerank) or self.rerank < 0:
@@ -72,6 +81,15 @@ class SearchConfig(JobSettings):
     @property
     def reward_constraint(self) -> str:
         return self.constraint
+
+    @property
+    def rung_settings(self) -> RungSettings | None:
+        return None if self.rungs is None else RungSettings(tuple(self.rungs), self.eta)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["rungs"] = None if self.rungs is None else list(self.rungs)
+        return data
 
     def rerank_fidelity(self, budget: Any, seed: int = 0) -> tuple[ProxyConfig, Any]:
         """The re-ranking's proxy and budget (budget None: only check the settings)."""
@@ -134,6 +152,7 @@ class Search(Job):
         self.controller = make_controller(cfg.controller, self.space.decisions, seed=cfg.seed, **options)
         self.decisions = self.space.decisions
         self.latency = None if cfg.latency_table is None else self._latency_predictor()
+        self.halving = None if cfg.rungs is None else SuccessiveHalving(self, cfg.rung_settings)
 
     def _latency_predictor(self) -> Callable[[ArchSpec], float]:
         """The table's prediction of a full-size candidate's latency; the table must fit this search exactly
@@ -175,6 +194,8 @@ class Search(Job):
 
     def search_stage(self) -> Stage:
         def plan(choices: tuple[int, ...]) -> Plan:
+            if self.halving is not None:  # the first rung of the one schedule
+                return self.halving.plan(0, choices)
             full, proxy = self.full_and_proxy(choices, self.proxy)
             return Plan(full, proxy, self.parts.budget)
 
@@ -190,7 +211,10 @@ class Search(Job):
         if len(leaders) < cfg.rerank:
             raise ConfigError(f"rerank {cfg.rerank} is more than the {len(leaders)} candidates the search "
                               f"completed; resume with a smaller rerank", field="rerank")
-        proxy, budget = cfg.rerank_fidelity(self.parts.budget)
+        base = self.parts.budget
+        if cfg.rungs is not None:  # the search's training is the last rung's
+            base = replace(base, epochs=cfg.rungs[-1], schedule_epochs=None)
+        proxy, budget = cfg.rerank_fidelity(base)
 
         def plan(choices: tuple[int, ...]) -> Plan:
             full, proxy_spec = self.full_and_proxy(tuple(choices[:-1]), proxy)
@@ -204,7 +228,9 @@ class Search(Job):
         engine = self.make_engine(latency=self.latency)
         stages: dict[str, StageResult] = {}
         try:
-            stages[SEARCH_STAGE] = engine.run(self.search_stage())
+            stages[SEARCH_STAGE] = engine.run(self.search_stage(), self.halving)
+            if self.halving is not None:
+                self.halving.close()
             if self.config.rerank:
                 stages[RERANK_STAGE] = engine.run(self.rerank_stage())
         finally:

@@ -20,7 +20,7 @@ from nas.stats import at_chance, wilson_interval
 # trials.csv columns, in order; param_<decision> columns follow.
 COLUMNS = ("trial", "status", "reward", "accuracy", "macs", "params", "step_time_ms", "latency_ms", "arch", "key",
            "proxy_macs", "loss", "epochs", "wall_time_s", "error", "reused_from", "stage", "minival_size",
-           "accuracy_low", "accuracy_high", "at_chance", "predicted_latency_ms", "score")
+           "accuracy_low", "accuracy_high", "at_chance", "predicted_latency_ms", "score", "rung")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class TrialRecord:
             "wall_time_s": m.wall_time_s, "error": m.error, "reused_from": self.reused_from, "stage": self.stage,
             "minival_size": m.minival_size or None, "accuracy_low": low, "accuracy_high": high, "at_chance": chance,
             "predicted_latency_ms": self.values.get("predicted_latency_ms"), "score": self.values.get("score"),
+            "rung": None if "rung" not in self.values else int(self.values["rung"]),
         }
         for name, value in sorted(self.values.items()):
             if name.startswith("score_"):

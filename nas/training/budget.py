@@ -23,7 +23,9 @@ MAX_WARMUP_FRACTION = 0.25
 class TrainBudget:
     """How long and how a candidate trains. The defaults are the search's proxy budget.
 
-    ``epochs`` may be fractional; ``steps``, when given, overrides it. ``lr`` / ``weight_decay`` of
+    ``epochs`` may be fractional; ``steps``, when given, overrides it. ``schedule_epochs`` (>= epochs)
+    makes the learning-rate schedule (warm-up, cosine) run over that many epochs while the training
+    stops after ``epochs``: the first part of a longer training, which a later rung continues. ``lr`` / ``weight_decay`` of
     None take the optimizer's default (:data:`DEFAULT_LR` per 256 images, scaled by the batch size;
     :data:`DEFAULT_WEIGHT_DECAY`). The learning rate warms up linearly for ``warmup_epochs``, but
     for at most ``max_warmup_fraction`` of the steps, then follows a cosine to zero.
@@ -45,6 +47,7 @@ class TrainBudget:
 
     epochs: float = 20
     steps: int | None = None
+    schedule_epochs: float | None = None  # the schedule's length when training stops earlier (rungs)
     batch_size: int = 128
     optimizer: str = "adamw"
     lr: float | None = None
@@ -82,6 +85,9 @@ class TrainBudget:
             raise bad("epochs", "must be a number > 0")
         if self.steps is not None and not (integer(self.steps) and self.steps >= 1):
             raise bad("steps", "must be an integer >= 1 or None")
+        if self.schedule_epochs is not None and not (number(self.schedule_epochs)
+                                                     and self.schedule_epochs >= self.epochs):
+            raise bad("schedule_epochs", "must be a number >= epochs or None")
         if not (integer(self.batch_size) and self.batch_size >= 1):
             raise bad("batch_size", "must be an integer >= 1")
         if self.optimizer not in OPTIMIZERS:

@@ -22,6 +22,7 @@ metrics (timings aside). Thread counts are the caller's business (``torch.set_nu
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -37,6 +38,7 @@ from nas.training.evaluate import EvaluateEachEpoch, evaluate
 from nas.training.loop import EpochSummary, Hook, StopTraining, TrainState, fit
 from nas.training.measure import MemoryPeak, StepTimer, extra_step_times, inference_latency
 from nas.training.schedules import EpochSchedule, epoch_settings
+from nas.training.resume import captured, restore_train_state, state_from_bytes, state_to_bytes
 from nas.training.scores import TrainLossTail, bn_accuracy
 from nas.training.setup import prepare, seeded_global_rng
 
@@ -70,7 +72,8 @@ def _check_args(spec: Any, data: Any, budget: Any, evaluate_on: str) -> None:
 
 def train_candidate(spec: ArchSpec, data: Dataset, budget: TrainBudget | None = None,
                     device: torch.device | str = "cpu", on_epoch: EpochCallback | None = None, *,
-                    evaluate_on: str = "minival", schedule: Schedule | None = None) -> Metrics:
+                    evaluate_on: str = "minival", schedule: Schedule | None = None,
+                    resume_state: bytes | None = None, keep_state: bool = False) -> Metrics:
     """Train ``spec`` briefly on ``data`` and measure it; never raises for a model or training failure.
 
     ``spec`` is trained with the dataset's classes and channels (``spec.with_(num_classes=...,
@@ -100,6 +103,14 @@ def train_candidate(spec: ArchSpec, data: Dataset, budget: TrainBudget | None = 
     ``latency_batch_ms`` are medians of inference passes at batch 1 / ``batch_size``.
     ``peak_memory_mb``: see :class:`~nas.training.measure.MemoryPeak`.
 
+    Rungs (successive halving): ``keep_state`` returns the training state at the end in
+    ``Metrics.checkpoint`` (bytes; when the training stopped at an epoch boundary), and
+    ``resume_state`` continues such a state to this budget's stop: the same budget with a later
+    ``epochs`` and the same ``schedule_epochs``. The result is the one an uninterrupted training to
+    that stop gives, bit for bit on the CPU (the generators are part of the state); ``history`` and
+    the ``train_loss`` score include the steps before, timings are this job's own. A state of
+    another network is a failed candidate.
+
     Bad arguments (not an ArchSpec / Dataset / TrainBudget, unknown ``evaluate_on``, bad device
     name) raise :class:`~nas.errors.ConfigError`.
     """
@@ -116,14 +127,24 @@ def train_candidate(spec: ArchSpec, data: Dataset, budget: TrainBudget | None = 
         settings = None if schedule is None else (lambda base, spe, total: epoch_settings(schedule, base, spe))
         with seeded_global_rng(budget.seed, device):
             session = prepare(spec, data, budget, device, settings)
+            earlier: dict[str, Any] = {}
+            if resume_state is not None:
+                earlier = state_from_bytes(resume_state)
+                restore_train_state(earlier, session.state, None, device, path="the rung checkpoint")
             minival = EvaluateEachEpoch("minival", lambda: session.model, session.minival, session.resolution,
                                         session.augmenter, budget.eval_batch_size, session.plan.autocast)
-            tail = TrainLossTail(session.plan.total_steps)
+            minival.history = [float(a) for a in earlier.get("history", [])]
+            tail = TrainLossTail(session.plan.end_step, earlier.get("losses"))
             hooks: list[Hook] = [timer, memory, minival, tail]
             if on_epoch is not None:
                 hooks.append(EpochCallbackHook(on_epoch))
             fit(session.state, session.train, session.plan, session.augmenter, hooks)
-            return _measured(session, data, evaluate_on, timer, memory, minival, tail, known, start)
+            kept = None  # captured before anything else runs, so that the generators are the training's
+            if keep_state and session.state.step % session.plan.steps_per_epoch == 0:
+                kept = state_to_bytes({**captured(session.state, None, device), "history": list(minival.history),
+                                       "losses": tail.pairs()})
+            metrics = _measured(session, data, evaluate_on, timer, memory, minival, tail, known, start)
+            return metrics if kept is None else replace(metrics, checkpoint=kept)
     except StopTraining as stop:
         return _partial(stop.status, stop.error, known, session, timer, memory, minival, start)
     except Exception as exc:  # noqa: BLE001 - a broken candidate must never stop a search

@@ -72,7 +72,12 @@ class TrainState:
 
 @dataclass(frozen=True)
 class LoopPlan:
-    """The shape of one training: how many steps, the warm-up, the batch, what each step trains on."""
+    """The shape of one training: how many steps, the warm-up, the batch, what each step trains on.
+
+    ``total_steps`` is the length the learning-rate schedule runs over; ``stop_step`` (default the same)
+    is where this training stops: a rung of successive halving trains the first part of a longer
+    schedule, and a promotion continues it to a later stop.
+    """
 
     steps_per_epoch: int
     total_steps: int
@@ -82,6 +87,11 @@ class LoopPlan:
     label_smoothing: float = 0.0
     autocast: bool = False
     check_every: int = 1  # steps between divergence checks (each check synchronizes a GPU)
+    stop_step: int | None = None
+
+    @property
+    def end_step(self) -> int:
+        return self.total_steps if self.stop_step is None else min(self.stop_step, self.total_steps)
 
     def epochs_done(self, step: int) -> float:
         return step / self.steps_per_epoch
@@ -126,10 +136,10 @@ class Hook:
 
 def fit(state: TrainState, source: ImageSource, plan: LoopPlan, augmenter: Augmenter,
         hooks: Sequence[Hook] = ()) -> TrainState:
-    """Train from ``state.step`` to ``plan.total_steps``; raises :class:`StopTraining` on divergence
+    """Train from ``state.step`` to ``plan.end_step``; raises :class:`StopTraining` on divergence
     (status ``diverged``) or when a hook stops it."""
     spe, batch = plan.steps_per_epoch, plan.batch_size
-    if state.step % spe and state.step < plan.total_steps:
+    if state.step % spe and state.step < plan.end_step:
         raise ValueError(f"fit: can start only at an epoch boundary, not at step {state.step}")
     model, optimizer = state.model, state.optimizer
     device_type = next(iter(model.parameters())).device.type
@@ -138,7 +148,7 @@ def fit(state: TrainState, source: ImageSource, plan: LoopPlan, augmenter: Augme
     loss_sum = torch.zeros((), dtype=torch.float64)
     epoch_steps = 0
     epoch_start = time.perf_counter()
-    for step in range(state.step, plan.total_steps):
+    for step in range(state.step, plan.end_step):
         epoch, position = divmod(step, spe)
         settings = plan.settings_at(step)
         if position == 0:
@@ -159,7 +169,7 @@ def fit(state: TrainState, source: ImageSource, plan: LoopPlan, augmenter: Augme
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=plan.label_smoothing)
         for hook in hooks:
             hook.after_forward(state)
-        last_of_epoch = position + 1 == spe or step + 1 == plan.total_steps
+        last_of_epoch = position + 1 == spe or step + 1 == plan.end_step
         if (step + 1) % plan.check_every == 0 or last_of_epoch:
             value = float(loss.detach())
             if not math.isfinite(value):

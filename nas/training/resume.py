@@ -19,6 +19,7 @@ The file holds only tensors and plain data and is read with ``weights_only=True`
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -48,16 +49,37 @@ def set_global_rng_state(state: Mapping[str, torch.Tensor], device: torch.device
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def captured(state: TrainState, ema: WeightAverage | None, device: torch.device) -> dict[str, Any]:
+    """What :func:`restore_train_state` puts back: weights, optimizer, average, generators, step (call it
+    between epochs, inside the training's ``fork_rng``)."""
+    return {"step": state.step, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None, "generator": state.generator.get_state(),
+            "global_rng": global_rng_state(device)}
+
+
 def save_train_state(path: str | Path, *, spec: Mapping[str, Any], config: Mapping[str, Any], state: TrainState,
                      ema: WeightAverage | None, history: list[dict[str, Any]], device: torch.device,
                      train_time_s: float, phase: str = "training") -> None:
     """Write ``last.pt`` atomically (call it between epochs, inside the training's ``fork_rng``)."""
     atomic_torch_save({
         "format": STATE_FORMAT, "version": STATE_VERSION, "phase": phase, "spec": dict(spec),
-        "config": dict(config), "step": state.step, "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-        "generator": state.generator.get_state(), "global_rng": global_rng_state(device),
-        "history": list(history), "train_time_s": float(train_time_s)}, path)
+        "config": dict(config), **captured(state, ema, device), "history": list(history),
+        "train_time_s": float(train_time_s)}, path)
+
+
+def state_to_bytes(data: Mapping[str, Any]) -> bytes:
+    """A training state (tensors and plain data) as bytes: what a rung's checkpoint travels as."""
+    buffer = io.BytesIO()
+    torch.save(dict(data), buffer)
+    return buffer.getvalue()
+
+
+def state_from_bytes(data: bytes, what: str = "rung checkpoint") -> dict[str, Any]:
+    """The inverse of :func:`state_to_bytes`, read with ``weights_only=True``; StorageError if unreadable."""
+    try:
+        return dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    except Exception as exc:  # noqa: BLE001 - any unpickling problem means the same: unusable
+        raise StorageError(f"{what}: unreadable ({' '.join(str(exc).split())[:200]})") from None
 
 
 def load_train_state(path: str | Path) -> dict[str, Any]:
@@ -92,5 +114,5 @@ def restore_train_state(stored: Mapping[str, Any], state: TrainState, ema: Weigh
     state.step = int(stored["step"])
 
 
-__all__ = ["PHASES", "STATE_FORMAT", "STATE_VERSION", "global_rng_state", "load_train_state",
-           "restore_train_state", "save_train_state", "set_global_rng_state"]
+__all__ = ["PHASES", "STATE_FORMAT", "STATE_VERSION", "captured", "global_rng_state", "load_train_state",
+           "restore_train_state", "save_train_state", "set_global_rng_state", "state_from_bytes", "state_to_bytes"]

@@ -31,18 +31,28 @@ BN_IMAGES = 2048  # training images the BatchNorm statistics are re-estimated on
 
 
 class TrainLossTail(Hook):
-    """The mean training loss over the last :data:`TAIL_FRACTION` of ``total_steps`` steps."""
+    """The mean training loss over the last :data:`TAIL_FRACTION` of the ``end_step`` steps a training
+    runs to. ``earlier``: the (step, loss) pairs of the steps a continued training ran before (kept in
+    its checkpoint), so a promotion reports what one training to ``end_step`` would."""
 
-    def __init__(self, total_steps: int) -> None:
-        self.first = int(total_steps * (1 - TAIL_FRACTION))
+    def __init__(self, end_step: int, earlier: list[tuple[int, float]] | None = None) -> None:
+        self.first = int(end_step * (1 - TAIL_FRACTION))
+        self.earlier = [(int(step), float(loss)) for step, loss in (earlier or [])]
+        self.steps: list[int] = []
         self.losses: list[torch.Tensor] = []
 
     def step_end(self, state: TrainState, loss: torch.Tensor) -> None:
-        if state.step > self.first:
-            self.losses.append(loss.detach().float())  # read once at the end: no sync per step
+        self.steps.append(state.step)
+        self.losses.append(loss.detach().float())  # read once at the end: no sync per step
+
+    def pairs(self) -> list[tuple[int, float]]:
+        """Every (step, loss) so far, the earlier ones included (what a checkpoint keeps)."""
+        values = torch.stack(self.losses).tolist() if self.losses else []
+        return self.earlier + list(zip(self.steps, values))
 
     def value(self) -> float | None:
-        return float(torch.stack(self.losses).mean()) if self.losses else None
+        tail = [loss for step, loss in self.pairs() if step > self.first]
+        return sum(tail) / len(tail) if tail else None
 
 
 def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -58,7 +68,9 @@ def bn_reestimated(model: nn.Module, train: ImageSource, resolution: int, augmen
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the batches below
-    again.train()
+    again.eval()
+    for norm in norms:
+        norm.train()  # only the statistics move: dropout and drop-connect stay off, no random draws
     draw = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:images].sort().values
     with torch.no_grad(), torch.autocast(train.device.type, dtype=torch.bfloat16, enabled=autocast):
         for start in range(0, len(draw), batch_size):

@@ -108,7 +108,9 @@ def prepare(spec: ArchSpec, data: Dataset, budget: TrainBudget, device: torch.de
     fmt = torch.channels_last if budget.channels_last else torch.contiguous_format
     model = build_model(spec, generator=torch.Generator().manual_seed(budget.seed))
     train = data.source("train", device)
-    batch, steps_per_epoch, total = step_counts(len(train), budget.batch_size, budget.epochs, budget.steps)
+    batch, steps_per_epoch, stop = step_counts(len(train), budget.batch_size, budget.epochs, budget.steps)
+    total = stop if budget.schedule_epochs is None or budget.steps is not None else \
+        step_counts(len(train), budget.batch_size, budget.schedule_epochs)[2]
     set_bn_momentum(model, budget, steps_per_epoch, total)
     if init is not None:
         init(model)
@@ -120,7 +122,7 @@ def prepare(spec: ArchSpec, data: Dataset, budget: TrainBudget, device: torch.de
                     batch_size=batch, label_smoothing=budget.label_smoothing,
                     settings_at=(settings or (lambda b, s, t: fixed_settings(b)))(base, steps_per_epoch, total),
                     autocast=device.type == "cuda" and budget.amp,
-                    check_every=8 if device.type == "cuda" else 1)
+                    check_every=8 if device.type == "cuda" else 1, stop_step=stop if stop < total else None)
     state = TrainState(model=model, optimizer=make_optimizer(model, budget, peak_learning_rate(budget, spec.norm)),
                        generator=torch.Generator(device=device).manual_seed(budget.seed + 1),
                        forward=torch.compile(model) if budget.compile else model, train_mode=train_mode)
