@@ -137,4 +137,25 @@ def split_minival(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(minival_idx))
 
 
-__all__ = ["Dataset", "channel_stats", "check_images", "split_minival", "stats_from_sums"]
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Exactly ``n`` indices of ``labels``, seeded, every class in proportion (largest remainders
+    round the shares to whole images, so ``--train-subset 500`` is 500 images, not 501).
+
+    Each class's members are drawn as :func:`split_minival` draws them (one permutation per class,
+    in class order, from ``default_rng(seed)``), so where the shares are whole numbers the subset is
+    the one a hold-out of that fraction would give. Returns sorted indices.
+    """
+    classes, counts = np.unique(labels, return_counts=True)
+    shares = n * counts / counts.sum()
+    quotas = np.floor(shares).astype(int)
+    for i in np.argsort(-(shares - quotas), kind="stable")[: n - int(quotas.sum())]:
+        quotas[i] += 1
+    rng = np.random.default_rng(seed)
+    kept = []
+    for cls, quota in zip(classes, np.minimum(quotas, counts)):
+        members = np.flatnonzero(labels == cls)
+        kept.append(members[rng.permutation(len(members))][:quota])
+    return np.sort(np.concatenate(kept))
+
+
+__all__ = ["Dataset", "channel_stats", "check_images", "split_minival", "stats_from_sums", "stratified_subset"]

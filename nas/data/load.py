@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from nas.data.base import Dataset, channel_stats, split_minival
+from nas.data.base import Dataset, channel_stats, split_minival, stratified_subset
 from nas.data.mapped import open_cached_dataset
 from nas.data.registry import DATASETS
 from nas.errors import DataError
@@ -81,8 +81,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, seed: int = 0
         if train_subset >= len(train_idx):
             raise DataError(f"train_subset {train_subset} is not below the {len(train_idx)} training images",
                             field="train_subset")
-        _, keep = split_minival(y.numpy()[train_idx], train_subset / len(train_idx), seed + 1)
-        train_idx = train_idx[keep]
+        train_idx = train_idx[stratified_subset(y.numpy()[train_idx], train_subset, seed + 1)]
     train_idx_t, minival_idx_t = torch.from_numpy(train_idx), torch.from_numpy(minival_idx)
     train_x = x[train_idx_t].contiguous()
     mean, std = channel_stats(train_x)
