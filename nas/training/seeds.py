@@ -85,7 +85,8 @@ def train_seeds(spec: Any, config: TrainConfig, out: str | Path, seeds: int, *, 
     for k, folder in enumerate(folders):
         continues = resume and folder.file(STATE_FILE).is_file()
         if progress:
-            console.print(f"seed {base + k} ({k + 1}/{seeds}){', resumed' if continues else ''} in {folder.path}")
+            state = (", finished: read" if folder.file(MODEL_FILE).is_file() else ", resumed") if continues else ""
+            console.print(f"seed {base + k} ({k + 1}/{seeds}){state} in {folder.path}")
         train_model(spec, with_seed(config, base + k), folder.path, resume=continues, device=device,
                     progress=progress, console=console)
     summary = seeds_summary(read_trained(out, count=seeds))
