@@ -12,6 +12,10 @@ apart are often indistinguishable. These small pure functions say so:
   It is paired, so it is far sharper than comparing two intervals.
 * :func:`rank_agreement`: Kendall's tau and Spearman's rho (scipy.stats) with percentile
   bootstrap intervals, for the proxy-fidelity check.
+* :func:`mean_interval`: the mean of a few seeds' accuracies with its Student-t interval: with 3
+  seeds the 95% interval is 4.3 standard errors wide each side, not 1.96.
+* :func:`paired_difference`: are two trainings different *under the same seeds*? The paired
+  t-test (scipy.stats.ttest_rel) and the t-interval of the mean difference.
 """
 
 from __future__ import annotations
@@ -73,6 +77,76 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> PairedTest:
 
 
 @dataclass(frozen=True)
+class MeanInterval:
+    """The mean of ``n`` values with its two-sided t-interval (``low``/``high`` None for one value)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    sd: float | None  # sample standard deviation (n - 1 in the denominator)
+    n: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"mean": self.mean, "low": self.low, "high": self.high, "sd": self.sd, "n": self.n}
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> MeanInterval:
+    """Mean and Student-t interval of ``values`` (scipy.stats.t); equal values give a zero-width interval."""
+    from scipy.stats import t  # scipy: imported when a statistic is computed
+
+    xs = np.asarray(values, dtype=float)
+    if xs.ndim != 1 or xs.shape[0] < 1:
+        raise ValueError("a mean needs at least one value")
+    mean, n = float(xs.mean()), int(xs.shape[0])
+    if n == 1:
+        return MeanInterval(mean, None, None, None, 1)
+    sd = float(xs.std(ddof=1))
+    if sd == 0:
+        return MeanInterval(mean, mean, mean, 0.0, n)
+    low, high = t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
+    return MeanInterval(mean, float(low), float(high), sd, n)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """The paired t-test of ``a - b`` over ``n`` pairs, with the t-interval of the mean difference."""
+
+    mean: float
+    low: float
+    high: float
+    statistic: float
+    p_value: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"mean": self.mean, "low": self.low, "high": self.high, "statistic": self.statistic,
+                "p_value": self.p_value, "n": self.n}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> PairedDifference:
+    """scipy.stats.ttest_rel(a, b) and its ``confidence`` interval of mean(a - b); needs 2 pairs or more.
+
+    Pairs that all differ by zero (two identical trainings) have no t statistic in scipy (0 / 0):
+    they get statistic 0 and p-value 1, the interval [0, 0]. A constant non-zero difference keeps
+    scipy's infinite statistic, p-value 0 and zero-width interval.
+    """
+    from scipy.stats import ttest_rel  # scipy: imported when a statistic is computed
+
+    xs, ys = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if xs.shape != ys.shape or xs.ndim != 1 or xs.shape[0] < 2:
+        raise ValueError("a paired test needs at least 2 pairs of equal length")
+    differences = xs - ys
+    if not np.any(differences):
+        return PairedDifference(0.0, 0.0, 0.0, 0.0, 1.0, int(xs.shape[0]))
+    with warnings.catch_warnings():  # nearly equal differences: scipy warns of precision loss, the values stand
+        warnings.simplefilter("ignore")
+        result = ttest_rel(xs, ys)
+        interval = result.confidence_interval(confidence)
+    return PairedDifference(float(differences.mean()), float(interval.low), float(interval.high),
+                            float(result.statistic), float(result.pvalue), int(xs.shape[0]))
+
+
+@dataclass(frozen=True)
 class Agreement:
     """A rank correlation with its percentile bootstrap interval."""
 
@@ -112,4 +186,5 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], resamples: int = 2000
     return out
 
 
-__all__ = ["Agreement", "PairedTest", "Z95", "at_chance", "mcnemar", "rank_agreement", "wilson_interval"]
+__all__ = ["Agreement", "MeanInterval", "PairedDifference", "PairedTest", "Z95", "at_chance", "mcnemar",
+           "mean_interval", "paired_difference", "rank_agreement", "wilson_interval"]

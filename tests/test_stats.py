@@ -9,7 +9,7 @@ from scipy.stats import kendalltau, spearmanr
 from nas.metrics import Metrics, pack_correct, unpack_correct
 from nas.presets import preset
 from nas.ranking import choose_b0, ties_with_b0
-from nas.stats import at_chance, mcnemar, rank_agreement, wilson_interval
+from nas.stats import at_chance, mcnemar, mean_interval, paired_difference, rank_agreement, wilson_interval
 from nas.store import TrialRecord
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I, method 3 (Wilson
@@ -90,3 +90,33 @@ def test_rank_agreement_equals_scipy_on_fixed_data():
     assert abs(found["spearman_rho"].value - spearmanr(x, y)[0]) < 1e-12
     for agreement in found.values():
         assert agreement.low <= agreement.value <= agreement.high
+
+
+def test_mean_interval_is_scipys_t_interval():
+    from scipy import stats
+
+    values = [0.912, 0.931, 0.925, 0.918]
+    mean = mean_interval(values)
+    low, high = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
+    assert mean.n == 4 and abs(mean.mean - np.mean(values)) < 1e-15
+    assert abs(mean.low - low) < 1e-12 and abs(mean.high - high) < 1e-12
+    assert abs(mean.sd - np.std(values, ddof=1)) < 1e-15
+    one = mean_interval([0.9])
+    assert (one.mean, one.low, one.high, one.sd) == (0.9, None, None, None)  # one seed: no interval
+    assert mean_interval([0.5, 0.5, 0.5]).to_dict() == {"mean": 0.5, "low": 0.5, "high": 0.5, "sd": 0.0, "n": 3}
+
+
+def test_paired_difference_is_scipys_paired_t_test():
+    from scipy import stats
+
+    a, b = [0.91, 0.93, 0.92, 0.95], [0.90, 0.915, 0.925, 0.93]
+    d = paired_difference(a, b)
+    scipy_result = stats.ttest_rel(a, b)
+    interval = scipy_result.confidence_interval(0.95)
+    assert abs(d.statistic - scipy_result.statistic) < 1e-12 and abs(d.p_value - scipy_result.pvalue) < 1e-12
+    assert abs(d.low - interval.low) < 1e-12 and abs(d.high - interval.high) < 1e-12 and d.n == 4
+    # identical trainings: scipy has no statistic (0 / 0); the difference is 0, p = 1
+    same = paired_difference(a, a)
+    assert (same.mean, same.low, same.high, same.statistic, same.p_value) == (0.0, 0.0, 0.0, 0.0, 1.0)
+    with pytest.raises(ValueError):
+        paired_difference([0.9], [0.8])

@@ -230,3 +230,68 @@ def test_transfer_from_one_to_three_channels(capsys, finished, tmp_path):
     assert saved["state_dict"]["stem.conv.weight"].shape[1] == 3
     assert saved["state_dict"]["head.classifier.weight"].shape[0] == 3
     assert out["metrics"]["accuracy"] > 0.5  # chance is 1/3 (18 minival images)
+
+
+def test_seeds_train_into_seed_folders_with_a_summary(capsys, tmp_path):
+    from scipy import stats
+
+    from nas.checkpoint import load_model_checkpoint
+    from nas.metrics import unpack_correct
+
+    out = tmp_path / "seeds"
+    assert main(["train", *SMALL, "--test", "--ema-decay", "0", "--seed", "3", "--seeds", "2", "--out", str(out),
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {p.name for p in out.iterdir()} == {"seed-0", "seed-1", "summary.json"}
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["seeds"] == [3, 4] and [row["folder"] for row in summary["per_seed"]] == ["seed-0", "seed-1"]
+    assert summary["recipe"]["dataset"] == "digits" and "seed" not in summary["recipe"]
+    for split in ("test", "minival"):
+        values = np.array([row[f"raw_{split}_accuracy"] for row in summary["per_seed"]])
+        mean = summary["accuracy"]["raw"][split]
+        low, high = stats.t.interval(0.95, 1, loc=values.mean(), scale=stats.sem(values))
+        assert mean["n"] == 2 and abs(mean["mean"] - values.mean()) < 1e-12
+        assert abs(mean["low"] - low) < 1e-12 and abs(mean["high"] - high) < 1e-12
+    assert summary["macs"] > 0 and summary["params"] > 0 and summary["latency_ms"] > 0
+    second = load_model_checkpoint(out / "seed-1" / "model.pt")
+    assert second.config["flat"]["seed"] == 4
+    raw = second.metrics["raw"]  # the per-image test results nas compare's McNemar reads
+    correct = unpack_correct(raw["test_correct"], raw["test_images"])
+    assert abs(correct.mean() - raw["test_accuracy"]) < 1e-12
+
+
+def test_seeds_bad_inputs_are_one_line_errors(capsys, finished, tmp_path):
+    stored = _snapshot(finished)
+    out = tmp_path / "never"
+    assert _error(capsys, ["train", *SMALL, "--seeds", "0", "--out", str(out)]).startswith(
+        "error: --seeds must be an integer >= 1, got 0")
+    assert _error(capsys, ["train", *SMALL, "--seeds", "2"]).startswith("error: --seeds 2 needs out")
+    assert "holds a single training" in _error(capsys, ["train", *SMALL, "--seeds", "2", "--out", str(finished)])
+    assert "nothing to resume" in _error(capsys, ["train", *SMALL, "--seeds", "2", "--out", str(out), "--resume"])
+    assert not out.exists() and _snapshot(finished) == stored
+
+
+@pytest.mark.slow(reason="kill -9 of nas train --seeds 2 in its second seed, resumed: the first seed is not retrained")
+def test_seeds_resume_after_a_kill_in_the_second_seed(tmp_path):
+    from cli_processes import kill_when
+
+    out = tmp_path / "seeds"
+    args = ["train", *SMALL[:7], "--epochs", "3", "--batch-size", "64", "--threads", "1", "--device", "cpu",
+            "--seeds", "2", "--out", str(out)]
+    second = out / "seed-1"
+    kill_when(args, lambda: (second / "history.csv").is_file() and len(_history(second)) >= 1,
+              "the second seed's first epoch")
+    assert not (second / "model.pt").exists(), "the second seed finished before the kill"
+    done = len(_history(second))
+    first = _snapshot(out / "seed-0")
+    assert "model.pt" in first
+    resumed = nas_here(*args, "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _snapshot(out / "seed-0") == first  # read, not retrained: not a byte rewritten
+    lines = resumed.stderr.splitlines()
+    start_of_second = next(i for i, line in enumerate(lines) if line.startswith("seed 1 (2/2)"))
+    assert "resumed" in lines[start_of_second]
+    assert not any(line.startswith("epoch") for line in lines[:start_of_second])  # no epoch of seed 0 again
+    assert sum(line.startswith("epoch") for line in lines) == 3 - done  # only the second seed's missing epochs
+    summary = json.loads(resumed.stdout)
+    assert summary["seeds"] == [0, 1] and len(_history(second)) == 3

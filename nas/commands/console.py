@@ -1,9 +1,9 @@
-"""Console output of searches: the progress bar and the leaderboard (rich)."""
+"""Console output: the progress bar, the leaderboard and the tables of trained seeds (rich)."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -113,4 +113,31 @@ def rerank_table(choice: Any, title: str = "Re-ranked leaders") -> Table:
                       fmt_float(c.search.metrics.accuracy), (str(c.rerank_rank) if c.rerank_rank else "-") + mark,
                       fmt_float(c.rerank_reward), fmt_float(c.rerank_reward_sd), fmt_float(c.rerank_accuracy),
                       str(len(c.rerank)), c.search.arch)
+    return table
+
+
+def mean_interval_text(mean: Mapping[str, Any] | None) -> str:
+    """``0.954-0.968`` (a mean's 95% t-interval over seeds as :meth:`MeanInterval.to_dict` gives it),
+    ``-`` for one seed."""
+    if not mean or mean.get("low") is None:
+        return "-"
+    return f"{mean['low']:.4f}-{mean['high']:.4f}"
+
+
+def seeds_table(summary: Mapping[str, Any], title: str = "Seeds") -> Table:
+    """``nas train --seeds``: each weight set and split's mean accuracy, its interval and the seeds' values;
+    then the cost."""
+    table = Table(title=title)
+    for name, justify in (("measure", "left"), ("mean", "right"), ("95% CI", "right"), ("sd", "right"),
+                          ("per seed", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for weights, splits in summary["accuracy"].items():
+        for split, mean in splits.items():
+            key = f"{weights}_{split}_accuracy"
+            values = " ".join(f"{row['seed']}: {row[key]:.4f}" for row in summary["per_seed"] if key in row)
+            table.add_row(f"{split} accuracy ({weights} weights)", fmt_float(mean["mean"]), mean_interval_text(mean),
+                          fmt_float(mean["sd"]), values)
+    table.add_row("MACs (multiply-adds)", fmt_count(summary["macs"]), "", "", "")
+    table.add_row("params", fmt_count(summary["params"]), "", "", "")
+    table.add_row("latency ms, batch 1 (mean)", fmt_float(summary["latency_ms"], 2), "", "", "")
     return table

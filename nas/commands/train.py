@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nas.api import load_spec
-from nas.commands.console import fmt_count, fmt_float
+from nas.commands.console import fmt_count, fmt_float, make_console, seeds_table
 from nas.data import DATASETS
 from nas.errors import ConfigError
 from nas.scaling import scale_spec
@@ -29,6 +29,7 @@ EXAMPLES = """examples:
   nas train efficientnet-b0 --width 0.5 --depth 0.5 --resolution 32            # measure a proxy (nothing saved)
   nas train runs/s1/b0.json --dataset fashion-mnist --data-dir DATA --epochs 30 --test --out models/b0
   nas train runs/s1/b0.json --out models/b0 --resume                            # continue after a kill
+  nas train runs/s1/b0.json --test --seeds 3 --out models/b0-seeds              # seed-0..2 and summary.json
   nas train B0.json --epochs 30 --progressive 4 --magnitude 10 --mixup-alpha 0.2 --out models/prog
   nas train B0.json --resolution 24 --test-resolutions 24,28,32 --finetune-at 32 --out models/fixres
   nas train models/mnist/model.pt --dataset cifar10 --data-dir DATA --init models/mnist/model.pt --out models/tl
@@ -46,7 +47,9 @@ def add_parser(sub: Any) -> None:
             "a trained model.pt or block strings. With --out DIR it writes model.pt (weights, spec, "
             "configuration, metrics), last.pt after every epoch (for --resume), history.csv and curves.png; "
             "without --out it trains and prints the metrics. --width/--depth/--resolution shrink the spec "
-            "first, as a search's proxy does.", 100),
+            "first, as a search's proxy does. --seeds N trains N seeds into DIR/seed-0 ... DIR/seed-<N-1> and "
+            "writes DIR/summary.json (mean accuracy with its 95% interval over the seeds; nas compare reads it "
+            "all).", 100),
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", metavar="SPEC", help="preset name, spec JSON file, b0.json, model.pt or block strings")
     data = p.add_argument_group("data and output")
@@ -54,6 +57,9 @@ def add_parser(sub: Any) -> None:
     data.add_argument("--data-dir", default=None, help="folder with the dataset's files")
     data.add_argument("--out", default=None, metavar="DIR", help="write model.pt, last.pt, history.csv, curves.png here")
     data.add_argument("--resume", action="store_true", help="continue the training whose last.pt is in --out")
+    data.add_argument("--seeds", type=int, default=1, metavar="N",
+                      help="train seeds SEED..SEED+N-1 into --out/seed-K and summarize them (default 1: no seed "
+                           "folders)")
     data.add_argument("--test", action="store_const", const=True, default=None,
                       help="also evaluate the test split (after every epoch and at the end)")
     data.add_argument("--json", action="store_true", help="print the results (and spec) as JSON")
@@ -122,11 +128,14 @@ def _config(args: argparse.Namespace):
     """The training configuration: the flags given, over the stored one when resuming."""
     from nas.training.config import TrainConfig  # torch: the library loads when the command runs, not for --help
     from nas.training.run import stored_config
+    from nas.training.seeds import stored_seeds_config
 
     given = {name: getattr(args, name) for name in CONFIG_DESTS}
     given["test_resolutions"] = _resolutions(args.test_resolutions)
     given = {k: v for k, v in given.items() if v is not None}
-    stored = stored_config(args.out) if args.resume and args.out else None
+    stored = None
+    if args.resume and args.out:
+        stored = stored_config(args.out) if args.seeds == 1 else stored_seeds_config(args.out, args.seeds)
     if stored is None:
         return TrainConfig.from_flat(given)
     merged = {**stored.flat(), **given}
@@ -146,6 +155,7 @@ def run_command(args: argparse.Namespace) -> int:
     import torch  # torch: imported when used, not at module import
 
     from nas.training.run import train_model  # torch: the library loads when the command runs, not for --help
+    from nas.training.seeds import check_seeds
 
     if args.threads is not None:
         if args.threads < 1:
@@ -153,6 +163,9 @@ def run_command(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.resume and args.out is None:
         raise ConfigError("resume needs out (the folder holding last.pt)", field="resume")
+    check_seeds(args.seeds)
+    if args.seeds > 1:
+        return _run_seeds(args)
     config = _config(args)
     result = train_model(_spec(args), config, args.out, resume=args.resume, device=args.device, progress=True)
     if args.json:
@@ -161,6 +174,23 @@ def run_command(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         _print_table(result, config)
+    return 0
+
+
+def _run_seeds(args: argparse.Namespace) -> int:
+    """``--seeds N`` (N > 1): every seed into its folder, then the summary."""
+    from nas.training.seeds import train_seeds  # torch: the library loads when the command runs, not for --help
+
+    if args.out is None:
+        raise ConfigError(f"seeds {args.seeds} needs out (the folder the seed-K folders go in)", field="seeds")
+    summary = train_seeds(_spec(args), _config(args), args.out, args.seeds, resume=args.resume, device=args.device,
+                          progress=True)
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        make_console().print(seeds_table(summary, title=f"{summary['name']}: {len(summary['seeds'])} seeds in "
+                                                        f"{args.out} (summary.json)"))
     return 0
 
 

@@ -22,6 +22,8 @@ The package keeps training one model apart from measuring it, and recipes apart 
 ``parts.py``           the classifier, stem and BatchNorm layers of a built network
 ``progress.py``        the progress bar and epoch lines
 ``run.py``             :func:`train_model`: ``nas train`` (checkpoints, resume, recipes, outputs)
+``trained.py``         :func:`read_trained`: a finished ``nas train`` folder (one seed or seed-K folders)
+``seeds.py``           :func:`train_seeds`: ``nas train --seeds N`` and its ``summary.json``
 =====================  =========================================================================
 
 The package imports its modules when a name is first asked for (``from nas.training import
@@ -42,7 +44,7 @@ _EXPORTS = {
     "make_optimizer": "optim", "EVALUATE_ON": "candidate", "train_candidate": "candidate",
     "TrainConfig": "config", "Evaluation": "evaluate", "Progressive": "progressive",
     "TrainResult": "run", "train_model": "run", "bn_momentum_for": "schedules", "lr_factor": "schedules",
-    "warmup_steps_for": "schedules",
+    "warmup_steps_for": "schedules", "read_trained": "trained", "train_seeds": "seeds",
 }
 
 

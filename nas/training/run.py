@@ -18,7 +18,8 @@ Output folder:
 =============== ===========================================================================
 ``model.pt``    weights (raw and EMA), spec (its resolution: the one the weights were last
                 trained at, the fine-tuning size after ``finetune_at``), configuration with the
-                normalization constants and class names, final metrics
+                normalization constants and class names, final metrics (with the per-image
+                correctness of each weight set on minival and test)
 ``last.pt``     the resumable state after the last completed epoch
 ``history.csv`` one row per epoch (:mod:`nas.training.history`)
 ``curves.png``  loss, accuracy and schedule against the epoch
@@ -241,7 +242,11 @@ def _hooks(run: _Run, memory: MemoryPeak, progress: bool, console: Console) -> l
 
 
 def _evaluations(run: _Run, resolution: int) -> dict[str, Any]:
-    """Minival (and test) accuracy and loss of every weight set at ``resolution``."""
+    """Minival (and test) accuracy, loss and per-image correctness of every weight set at ``resolution``.
+
+    ``<split>_correct`` is :func:`~nas.metrics.pack_correct`'s bitmap of the ``<split>_images``
+    images in split order: two models trained on the same data are compared image by image with it
+    (``nas compare``: exact McNemar on the test split)."""
     session, budget = run.session, run.config.budget
     splits = {"minival": session.minival}
     if run.config.test:
@@ -253,6 +258,8 @@ def _evaluations(run: _Run, resolution: int) -> dict[str, Any]:
                               session.plan.autocast)
             out.setdefault(name, {})[f"{split}_accuracy"] = result.accuracy
             out[name][f"{split}_loss"] = result.loss
+            out[name][f"{split}_images"] = int(result.correct.numel())
+            out[name][f"{split}_correct"] = pack_correct(result.correct)
     return out
 
 
