@@ -263,8 +263,9 @@ class LatencyTable:
         """Predicted batch-1 latency of the full-size network ``spec`` on the table's device and runtime:
         the fitted :class:`Calibration` of the sum of its entries (stem + blocks + head) and of its
         boundary elements."""
+        calibration = self.fitted  # first: an unfinished table says so before naming a missing entry
         total, _ = self.sum_ms(spec)
-        return self.fitted.predict(total, boundary_millions(spec))
+        return calibration.predict(total, boundary_millions(spec))
 
 
 def _now() -> str:
