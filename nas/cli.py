@@ -57,12 +57,34 @@ def flag_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dic
     return names
 
 
+def given_dests(argv: Sequence[str]) -> frozenset[str]:
+    """The dests of the flags ``argv`` gives explicitly (a default, even an equal one, is not given).
+
+    A resume keeps the run's stored settings: it must know which settings the user typed, to refuse
+    one that differs instead of ignoring it. argparse fills every default in, so ``argv`` is parsed
+    once more by a parser whose defaults are all suppressed.
+    """
+    parser = build_parser()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        current._defaults = {}
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings:
+                action.default = argparse.SUPPRESS
+    return frozenset(vars(parser.parse_args(argv)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a bad flag (2, already reported in one line)
         return int(exc.code or 0)
+    args.given = given_dests(argv)
     import optuna  # optuna: imported when a study is used
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial would drown the progress bar

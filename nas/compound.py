@@ -64,9 +64,10 @@ class Coefficients:
         for name in ("alpha", "beta", "gamma"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a number >= 1, got {value!r}")
+                raise ConfigError(f"{name} must be a number >= 1, got {value!r}", field=name)
             if value < 1:
-                raise ConfigError(f"{name} must be >= 1 (compound scaling grows the network), got {value:g}")
+                raise ConfigError(f"{name} must be >= 1 (compound scaling grows the network), got {value:g}",
+                                  field=name)
             object.__setattr__(self, name, float(value))
 
     @property

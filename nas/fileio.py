@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import tempfile
@@ -16,17 +18,30 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+# A write that fails for one of these is the machine's state (a full disk, a quota, a read-only
+# mount), not a bug: one StorageError line naming the file, and the file as it was before.
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def _atomic(path: str | Path, write: Callable[[str], None]) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno in FULL:
+            raise StorageError(f"{path}: cannot write ({exc.strerror}); nothing was changed") from None
+        raise
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in FULL:
+            raise StorageError(f"{path}: cannot write ({exc.strerror}); the file is as it was before, free some "
+                               "space or write elsewhere") from None
         raise
 
 
@@ -51,7 +66,9 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     import torch  # torch: imported when used, not at module import
 
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()  # serialized first: a full disk is then an OSError of the write, which torch's
+    torch.save(obj, buffer)  # own file writer reports as an unspecific RuntimeError
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _json_default(value: Any) -> Any:

@@ -49,7 +49,7 @@ def round_repeats(repeats: int, depth: float = 1.0) -> int:
 
 def _check_multiplier(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise SpecError(f"{name}: scaling multiplier must be a positive number, got {value!r}")
+        raise SpecError(f"{name}: scaling multiplier must be a positive number, got {value!r}", field=name)
 
 
 def scale_spec(spec: ArchSpec, width: float = 1.0, depth: float = 1.0, resolution: int | None = None,

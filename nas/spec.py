@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from nas.errors import SpecError
 from nas.kinds import ACTIVATIONS, BLOCKS, NORMS
+from nas.limits import MAX_CHANNELS, MAX_CLASSES, MAX_EXPANSION, MAX_LAYERS
 
 KERNELS_MAX = 15
 
@@ -72,17 +73,17 @@ class StageSpec:
         where = "stage"
         _check(self.block in BLOCKS, f"{where}.block",
                f"unknown block type {self.block!r}; valid: {', '.join(BLOCKS)}")
-        _check(_is_int(self.repeats) and self.repeats >= 1, f"{where}.repeats",
-               f"must be an integer >= 1, got {self.repeats!r}")
+        _check(_is_int(self.repeats) and 1 <= self.repeats <= MAX_LAYERS, f"{where}.repeats",
+               f"must be an integer between 1 and {MAX_LAYERS}, got {self.repeats!r}")
         _check(_is_int(self.kernel) and self.kernel >= 1 and self.kernel % 2 == 1 and self.kernel <= KERNELS_MAX,
                f"{where}.kernel", f"must be an odd integer between 1 and {KERNELS_MAX}, got {self.kernel!r}")
         _check(_is_int(self.stride) and self.stride in (1, 2), f"{where}.stride",
                f"must be 1 or 2, got {self.stride!r}")
-        _check(_is_number(self.expansion) and self.expansion >= 1, f"{where}.expansion",
-               f"must be a number >= 1, got {self.expansion!r}")
+        _check(_is_number(self.expansion) and 1 <= self.expansion <= MAX_EXPANSION, f"{where}.expansion",
+               f"must be a number between 1 and {MAX_EXPANSION}, got {self.expansion!r}")
         object.__setattr__(self, "expansion", _normalize_number(self.expansion))
-        _check(_is_int(self.out_channels) and self.out_channels >= 1, f"{where}.out_channels",
-               f"must be an integer >= 1, got {self.out_channels!r}")
+        _check(_is_int(self.out_channels) and 1 <= self.out_channels <= MAX_CHANNELS, f"{where}.out_channels",
+               f"must be an integer between 1 and {MAX_CHANNELS}, got {self.out_channels!r}")
         _check(_is_number(self.se_ratio) and 0.0 <= self.se_ratio <= 1.0, f"{where}.se_ratio",
                f"must be in [0, 1], got {self.se_ratio!r}")
         object.__setattr__(self, "se_ratio", float(self.se_ratio))
@@ -133,10 +134,10 @@ class ArchSpec:
         _check(isinstance(stages, tuple) and len(stages) >= 1, "stages", "must hold at least one stage")
         for i, stage in enumerate(stages):
             _check(isinstance(stage, StageSpec), f"stages[{i}]", f"must be a StageSpec, got {type(stage).__name__}")
-        _check(_is_int(self.stem_channels) and self.stem_channels >= 1, "stem_channels",
-               f"must be an integer >= 1, got {self.stem_channels!r}")
-        _check(_is_int(self.head_channels) and self.head_channels >= 0, "head_channels",
-               f"must be an integer >= 0 (0 = no head conv), got {self.head_channels!r}")
+        _check(_is_int(self.stem_channels) and 1 <= self.stem_channels <= MAX_CHANNELS, "stem_channels",
+               f"must be an integer between 1 and {MAX_CHANNELS}, got {self.stem_channels!r}")
+        _check(_is_int(self.head_channels) and 0 <= self.head_channels <= MAX_CHANNELS, "head_channels",
+               f"must be an integer between 0 (no head conv) and {MAX_CHANNELS}, got {self.head_channels!r}")
         _check(_is_int(self.resolution) and 8 <= self.resolution <= 4096, "resolution",
                f"must be an integer between 8 and 4096, got {self.resolution!r}")
         _check(_is_number(self.dropout) and 0.0 <= self.dropout < 1.0, "dropout",
@@ -146,10 +147,10 @@ class ArchSpec:
         object.__setattr__(self, "dropout", float(self.dropout))
         object.__setattr__(self, "drop_connect_rate", float(self.drop_connect_rate))
         _check(self.norm in NORMS, "norm", f"unknown normalization {self.norm!r}; valid: {', '.join(NORMS)}")
-        _check(_is_int(self.num_classes) and self.num_classes >= 1, "num_classes",
-               f"must be an integer >= 1, got {self.num_classes!r}")
-        _check(_is_int(self.in_chans) and self.in_chans >= 1, "in_chans",
-               f"must be an integer >= 1, got {self.in_chans!r}")
+        _check(_is_int(self.num_classes) and 1 <= self.num_classes <= MAX_CLASSES, "num_classes",
+               f"must be an integer between 1 and {MAX_CLASSES}, got {self.num_classes!r}")
+        _check(_is_int(self.in_chans) and 1 <= self.in_chans <= MAX_CHANNELS, "in_chans",
+               f"must be an integer between 1 and {MAX_CHANNELS}, got {self.in_chans!r}")
         _check(self.activation in ACTIVATIONS, "activation",
                f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
         _check(isinstance(self.name, str), "name", "must be a string")

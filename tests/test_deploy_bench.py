@@ -78,6 +78,7 @@ def test_bench_every_runtime_with_int8_writes_json(tmp_path, capsys, one_thread)
     (["--batch", "1,x"], "error: --batch '1,x': expected a comma-separated list of int values"),
     (["--threads", "0"], "error: --threads values must be integers between 1 and 1024, got 0"),
     (["--repeats", "0"], "error: --repeats must be an integer >= 1"),
+    (["--repeats", "1000000000"], "error: --repeats must be at most 1,000,000 calls"),
 ])
 def test_bench_bad_flags_are_one_line_errors(capsys, args, message):
     assert main(["bench", SMALL, "--resolution", "16", *args]) == 2

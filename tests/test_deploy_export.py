@@ -105,18 +105,21 @@ def test_trained_checkpoint_round_trips_through_torchscript(tmp_path, capsys, on
     from nas.scaling import scale_spec
 
     spec = scale_spec(preset("efficientnet-b0"), 0.25, 0.25, 32).with_(num_classes=10, in_chans=1, norm="groupnorm")
-    model = build_model(spec, generator=torch.Generator().manual_seed(4))
-    save_model_checkpoint(tmp_path / "model.pt", spec, model.state_dict(), ema_state_dict=model.state_dict())
-    out = tmp_path / "model.ts"
-    assert main(["export", str(tmp_path / "model.pt"), "--format", "torchscript", "--fuse-bn", "--ema",
-                 "--out", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "trained weights, 1x32x32, 10 classes" in text and "folded 0 BatchNorm" in text
-    assert "left as they are" in text and "GroupNorm" in text
-    scripted = torch.jit.load(str(out))
+    raw = build_model(spec, generator=torch.Generator().manual_seed(4)).eval()
+    ema = build_model(spec, generator=torch.Generator().manual_seed(5)).eval()  # other weights: which one loads shows
+    save_model_checkpoint(tmp_path / "model.pt", spec, raw.state_dict(), ema_state_dict=ema.state_dict())
     x = torch.randn(2, 1, 32, 32)
-    with torch.inference_mode():
-        assert torch.allclose(scripted(x), model.eval()(x), atol=1e-5)
+    for flags, expected, other in ((["--ema"], ema, raw), ([], raw, ema)):
+        out = tmp_path / f"model{len(flags)}.ts"
+        assert main(["export", str(tmp_path / "model.pt"), "--format", "torchscript", "--fuse-bn", *flags,
+                     "--out", str(out)]) == 0
+        text = capsys.readouterr().out
+        assert "trained weights, 1x32x32, 10 classes" in text and "folded 0 BatchNorm" in text
+        assert "left as they are" in text and "GroupNorm" in text
+        scripted = torch.jit.load(str(out))
+        with torch.inference_mode():
+            assert torch.allclose(scripted(x), expected(x), atol=1e-5), flags
+            assert not torch.allclose(scripted(x), other(x), atol=1e-3), flags
 
 
 def _error(capsys, argv: list[str]) -> str:

@@ -253,3 +253,34 @@ def open_spec(run: Path, trial: int) -> dict:
     from nas.store import open_run
 
     return open_run(run).trial(trial).spec.to_dict()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda t: t.pop("in_chans"), "latency table field 'in_chans' is missing"),
+    (lambda t: t["calibration"].update(scale="fast"), "calibration 'scale' is not a finite number, got 'fast'"),
+    (lambda t: t["calibration"].update(offset_ms=float("inf")), "calibration 'offset_ms' is not a finite number"),
+    (lambda t: next(iter(t["entries"].values())).update(ms=float("inf")), "has no valid 'ms' value"),
+    (lambda t: t["calibration"].pop("scale"), "the table has no calibration yet"),
+], ids=["missing field", "text calibration", "infinite calibration", "infinite entry", "no calibration"])
+def test_a_damaged_table_is_one_line_in_predict_and_in_a_search(tiny_space, tmp_path, capsys, damage, message):
+    """A hand-edited or damaged table: one line naming what is wrong, never a traceback or "inf ms"."""
+    table = {"format": "scalenas-latency-table", "version": 2, "space": "tiny", "space_fingerprint": "x",
+             "resolution": 32, "in_chans": 1, "num_classes": 10, "norm": "batchnorm", "runtime": "torch", "threads": 1,
+             "expected_entries": 1, "calibration_networks": 0,
+             "entries": {"stem_r32_i1_o8_silu_batchnorm": {"ms": 0.04}},
+             "calibration": {"networks": [], "scale": 1.0, "ms_per_boundary_million": 0.0, "offset_ms": 0.0}}
+    damage(table)
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(table))
+    before = path.read_text()
+    spec = tmp_path / "backbone.json"
+    spec.write_text(make_space(str(tiny_space)).backbone().with_(in_chans=1, num_classes=10).to_json())
+    err = _error(capsys, ["latency-table", "predict", str(spec), "--table", str(path)])
+    assert err.startswith("error: --table") and message in err, err
+    if message != "the table has no calibration yet":  # a search reads the table before anything trains
+        out = tmp_path / "run"
+        err = _error(capsys, ["search", "--space", str(tiny_space), "--cost", "latency", "--target", "1ms",
+                              "--latency-table", str(path), "--out", str(out), "--quiet"])
+        assert err.startswith("error: --latency-table") and message in err, err
+        assert not out.exists()
+    assert path.read_text() == before

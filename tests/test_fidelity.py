@@ -71,3 +71,32 @@ def test_a_missing_run_or_too_few_candidates(tmp_path, capsys):
     assert main(["fidelity", str(small), "--top", "3", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "needs at least 3 completed candidates" in err and err.count("\n") == 1
+
+
+def test_a_read_only_run_folder_is_refused_before_training(searched, tmp_path, capsys):
+    """A read-only mount (what stops root too) or a folder without write permission: one line, nothing trained."""
+    import os
+    import shutil
+    import subprocess
+
+    copy = tmp_path / "copy"
+    shutil.copytree(searched, copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    view = tmp_path / "view"
+    view.mkdir()
+    if os.geteuid() == 0:
+        if subprocess.run(["mount", "--bind", "-o", "ro", str(copy), str(view)], capture_output=True).returncode:
+            pytest.skip("running as root where a read-only bind mount is not allowed")
+    else:
+        view.rmdir()
+        view = copy
+        view.chmod(0o555)
+    try:
+        assert main(["fidelity", str(view), "--top", "3", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {view}: the run folder is not writable") and err.count("\n") == 1, err
+    finally:
+        if view != copy:
+            subprocess.run(["umount", str(view)], check=True)
+        copy.chmod(0o755)
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before

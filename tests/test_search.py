@@ -152,6 +152,19 @@ BAD = [
     (["--storage", "nosuchdb://x/y"], "cannot open storage"),
     (["--proxy-resolution", "2"], "--proxy-resolution"),
     (["--workers", "2"], "applies to --runner ray only"),
+    # impossible sizes, refused with the largest that makes sense (nas/limits.py) before anything runs
+    (["--trials", "1000000000000"], "--trials must be at most 1,000,000"),
+    (["--epochs", "1e9"], "--epochs must be at most 10,000"),
+    (["--rerank", "1", "--rerank-epochs", "1e9"], "--rerank-epochs must be at most 10,000"),
+    (["--rungs", "1,3,1e9"], "--rungs must be at most 10,000 epochs"),
+    (["--seed", "9223372036854775808"], "--seed must be an integer between 0 and 9223372036854775807"),
+    (["--seed", "-1"], "--seed must be an integer between 0"),
+    (["--rerank", "1", "--rerank-resolution", "4"], "--rerank-resolution must be an integer between 8 and 1024"),
+    # flags that would be ignored
+    (["--study", "mine"], "--study names a study in a shared --storage"),
+    (["--resume", "--epochs", "3"], "--epochs cannot change when a run resumes: the run keeps its stored value 1 "),
+    (["--resume", "--controller", "rl"], "--controller cannot change when a run resumes"),
+    (["--resume", "--proxy-width", "0.5"], "--proxy-width cannot change when a run resumes"),
 ]
 
 
@@ -165,6 +178,34 @@ def test_bad_inputs_give_one_line_and_leave_the_study_untouched(finished_run, ca
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
     assert _digest(out) == before
+
+
+def test_a_resume_given_its_own_settings_again_runs(finished_run, tmp_path):
+    """Typing the stored settings again with --resume changes nothing and is accepted (only a setting that
+    differs is refused, above)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run[0], copy)
+    again = nas_here("search", "--out", str(copy), "--resume", "--controller", "random", "--trials", "4", "--seed",
+                     "3", "--quiet", *FAST_FLAGS)
+    assert again.returncode == 0 and "0 trained" in again.stdout, again.stderr
+
+
+def test_a_stored_storage_that_cannot_open_does_not_blame_a_storage_flag(finished_run, tmp_path, capsys):
+    """A run that names an external storage, resumed without --storage: the error is the stored URL's,
+    not a --storage the user never gave."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run[0], copy)
+    config = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").write_text(json.dumps({**config, "storage": "nosuchdb://x/y"}))
+    before = _digest(copy)
+    assert main(["search", "--out", str(copy), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot open storage 'nosuchdb://x/y'") and err.count("\n") == 1, err
+    assert _digest(copy) == before
 
 
 def test_existing_run_without_resume_is_refused(finished_run, capsys):

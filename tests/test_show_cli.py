@@ -97,6 +97,8 @@ def test_show_reads_a_run_b0_json(tmp_path, capsys):
     (["show", "efficientnet-b0", "--strings", "efficientnet", "--in-chans", "-1"], "--in-chans"),
     (["show", "efficientnetv2-s", "--strings", "efficientnet"], "block"),
     (["show", "nope"], "not a preset"),
+    (["show", "ir_r1_k3_s1_e1_c1000000000"], "out_channels: must be an integer between 1 and 16384"),
+    (["show", "ir_r1000000000_k3_s1_e1_c16"], "repeats: must be an integer between 1 and 100"),
 ])
 def test_show_errors_are_one_line(argv, field, capsys):
     assert main(argv) == 2

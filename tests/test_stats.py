@@ -68,6 +68,32 @@ def test_identical_predictions_are_tied_and_clearly_different_ones_are_not():
     assert different.p_value == pytest.approx(2 * 0.5 ** 40)
 
 
+def _pair(only_a: int, only_b: int, both: int = 50, neither: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Two correctness vectors with these discordant counts, shuffled (seeded)."""
+    a = np.array([True] * only_a + [False] * only_b + [True] * both + [False] * neither)
+    b = np.array([False] * only_a + [True] * only_b + [True] * both + [False] * neither)
+    order = np.random.default_rng(only_a * 100 + only_b).permutation(a.size)
+    return a[order], b[order]
+
+
+# Exact two-sided McNemar p-values: 2 * P(X <= min(only_a, only_b)) for X ~ Binomial(only_a + only_b, 1/2),
+# capped at 1; e.g. (5, 15): 2 * (1 + 20 + 190 + 1140 + 4845 + 15504) / 2^20 = 0.041389.
+@pytest.mark.parametrize("only_a, only_b, expected", [(10, 10, 1.0), (5, 15, 0.041389), (15, 5, 0.041389),
+                                                      (3, 4, 1.0), (0, 6, 0.03125), (12, 20, 0.215327)])
+def test_mcnemar_is_two_sided_with_exact_p_values(only_a, only_b, expected):
+    """Discordance on both sides, balanced and not: equal to scipy's exact binomial test and to the hand-computed
+    value, and symmetric in its two arguments (a one-sided test fails all three)."""
+    from scipy.stats import binomtest
+
+    a, b = _pair(only_a, only_b)
+    test = mcnemar(a, b)
+    assert (test.only_a, test.only_b) == (only_a, only_b)
+    assert test.p_value == pytest.approx(expected, abs=5e-6)
+    assert test.p_value == pytest.approx(binomtest(only_a, only_a + only_b, 0.5).pvalue, rel=1e-12)
+    assert mcnemar(b, a).p_value == pytest.approx(test.p_value, rel=1e-12)
+    assert test.tied() == (expected >= 0.05)
+
+
 def test_b0_ties_are_found_with_the_paired_test():
     rng = np.random.default_rng(2)
     best = rng.random(400) < 0.95
@@ -120,3 +146,34 @@ def test_paired_difference_is_scipys_paired_t_test():
     assert (same.mean, same.low, same.high, same.statistic, same.p_value) == (0.0, 0.0, 0.0, 0.0, 1.0)
     with pytest.raises(ValueError):
         paired_difference([0.9], [0.8])
+
+
+def _noisy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` pairs whose population Spearman correlation is about 0.6 (y = x + noise)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return x, x + 1.2 * rng.normal(size=n)
+
+
+def test_bootstrap_intervals_resample():
+    """A bootstrap that never resamples gives a zero-width interval at the estimate: each check here fails it."""
+    x, y = _noisy(40, 0)
+    first = rank_agreement(x, y, resamples=400, seed=1)
+    for name, agreement in first.items():
+        # positive width on data that is not degenerate, with the estimate inside
+        assert agreement.low < agreement.value < agreement.high, name
+    # seeded: the same seed repeats the interval, another seed moves it a little
+    assert rank_agreement(x, y, resamples=400, seed=1) == first
+    other = rank_agreement(x, y, resamples=400, seed=2)["spearman_rho"]
+    assert (other.low, other.high) != (first["spearman_rho"].low, first["spearman_rho"].high)
+    # the width of the interval of Spearman's rho for 40 pairs near 0.6 is about what the Fisher
+    # transformation gives (standard error 1.06 / sqrt(n - 3) on atanh(rho), Fieller et al. 1957)
+    rho = first["spearman_rho"].value
+    z, se = np.arctanh(rho), 1.06 / np.sqrt(40 - 3)
+    expected = np.tanh(z + 1.96 * se) - np.tanh(z - 1.96 * se)
+    width = first["spearman_rho"].high - first["spearman_rho"].low
+    assert width == pytest.approx(expected, rel=0.35)
+    # intervals shrink with more data: 16 times the pairs, about a quarter of the width
+    x, y = _noisy(640, 0)
+    large = rank_agreement(x, y, resamples=400, seed=1)["spearman_rho"]
+    assert 0.15 < (large.high - large.low) / width < 0.4

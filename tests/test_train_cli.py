@@ -154,6 +154,13 @@ def _error(capsys, argv: list[str]) -> str:
     (["--ema-decay", "1"], "error: --ema-decay must be in [0, 1)"),
     (["--magnitude", "40"], "error: --magnitude must be in [0, 30]"),
     (["--resume"], "error: --resume needs out"),
+    # impossible sizes and seeds, refused with the largest that makes sense (nas/limits.py)
+    (["--seed", "-1"], "error: --seed must be an integer between 0 and 9223372036854775807"),
+    (["--seed", "9223372036854775808"], "error: --seed must be an integer between 0 and 9223372036854775807"),
+    (["--epochs", "1e9"], "error: --epochs must be at most 10,000"),
+    (["--steps", "1000000000000"], "error: --steps must be at most 100,000,000"),
+    (["--width", "0"], "error: --width: scaling multiplier must be a positive number, got 0.0"),
+    (["--width", "1e6"], "error: stage.out_channels: must be an integer between 1 and 16384"),
 ])
 def test_bad_flags_are_one_line_errors_and_write_nothing(capsys, tmp_path, args, message):
     out = tmp_path / "never"
@@ -295,3 +302,24 @@ def test_seeds_resume_after_a_kill_in_the_second_seed(tmp_path):
     assert sum(line.startswith("epoch") for line in lines) == 3 - done  # only the second seed's missing epochs
     summary = json.loads(resumed.stdout)
     assert summary["seeds"] == [0, 1] and len(_history(second)) == 3
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on a 256 KiB file system (a tmpfs: needs root and mount, else the test is skipped)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                                           capture_output=True).returncode:
+        pytest.skip("a small file system needs root and mount")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_for_train_and_export(full_disk, finished, capsys):
+    err = _error(capsys, ["train", *SMALL, "--out", str(full_disk / "run")])
+    assert "cannot write (No space left on device)" in err, err
+    assert not any(p.name.endswith(".tmp") for p in full_disk.rglob("*"))
+    err = _error(capsys, ["export", str(finished / "model.pt"), "--out", str(full_disk / "model.onnx")])
+    assert "cannot write (No space left on device)" in err, err
+    assert not any(p.is_file() for p in full_disk.rglob("*"))

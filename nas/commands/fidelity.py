@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     # torch: the library loads when the command runs, not for --help
     from nas.jobs.fidelity import PLOT_FILE, RESULT_FILE, FidelitySettings, run_fidelity
 
+    if args.proxy_epochs is not None and args.sample is None:
+        raise ConfigError("--proxy-epochs scores candidates drawn from the space: give --sample N too")
     settings = FidelitySettings(top=args.top, sample=args.sample, seeds=args.seeds, epochs=args.epochs,
                                 width=args.width, depth=args.depth, resolution=args.resolution,
                                 proxy_epochs=_budgets(args.proxy_epochs))

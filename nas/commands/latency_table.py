@@ -108,8 +108,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     table = read_table(args.latency_table)
     spec = load_spec(args.model)
-    total, parts = table.sum_ms(spec)
     predicted = table.predict_ms(spec)
+    total, parts = table.sum_ms(spec)
     console = Console()
     view = Table(title=f"{spec.name or 'network'} from {table.path} ({table.runtime}, {table.threads} thread(s))")
     for name in ("part", "entry", "ms"):

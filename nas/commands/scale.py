@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
@@ -113,9 +114,11 @@ def run_grid(args: argparse.Namespace) -> int:
         raise ConfigError("--resume needs --out RUN (the folder of the grid run to continue)")
     if args.runner != "ray" and runner_options(args):
         raise ConfigError(f"--{next(iter(runner_options(args))).replace('_', '-')} applies to --runner ray only")
+    overrides = None
     if args.resume:
         base: Any = None
         config = None
+        overrides = _typed_settings(args, ScaleGridConfig)
     else:
         if args.base is None:
             raise ConfigError("--base is required: a preset name, RUN/b0.json or a spec JSON file")
@@ -134,7 +137,7 @@ def run_grid(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / ("scale-" + datetime.now().strftime("%Y%m%d-%H%M%S"))
     progress = SearchProgress(console, enabled=not args.quiet)
     grid = ScaleGrid(config, out, storage=args.storage, resume=args.resume,  # type: ignore[arg-type]
-                     on_point=progress.update)
+                     on_point=progress.update, overrides=overrides)
     done = len(grid.store.records())
     c = grid.config
     console.print(f"[bold]nas scale grid[/bold] -> {out}  (base {c.base_source or grid.base.name}; phi {c.phi:g}; "
@@ -156,6 +159,20 @@ def run_grid(args: argparse.Namespace) -> int:
     else:
         console.print("no point trained successfully: nothing chosen")
     return 0
+
+
+def _typed_settings(args: argparse.Namespace, config_class: Any) -> dict[str, Any]:
+    """The grid settings typed on a resume: each must equal the stored one (the job refuses others)."""
+    typed = getattr(args, "given", frozenset())
+    names = {f.name for f in fields(config_class)}
+    settings = {dest: getattr(args, dest) for dest in typed if dest in names and dest != "base"}
+    if "base" in typed:
+        settings["base_source"] = str(args.base)
+    if runner_options(args):
+        settings["runner_options"] = runner_options(args)
+    if "rebuild_cache" in settings:
+        settings["rebuild_cache"] = bool(settings["rebuild_cache"])
+    return settings
 
 
 def _dry_run(console: Any, config: Any, base: Any) -> int:

@@ -162,27 +162,52 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     if args.runner != "ray" and runner_options(args):
         raise ConfigError(f"--{next(iter(runner_options(args))).replace('_', '-')} applies to --runner ray only")
-    given = {name: getattr(args, name) for name in ("trials", *RERANK_FLAGS, "rebuild_cache")
-             if getattr(args, name) is not None}
+    if args.study_name is not None and args.storage is None:
+        raise ConfigError("--study names a study in a shared --storage; give --storage URL too (each process "
+                          "keeps its own --out), or leave --study out")
+    settings = search_settings(args)
     if args.resume:
-        config = SearchConfig()  # the stored configuration is used; only ``given`` may change it
+        # The stored configuration is used. A setting typed again must equal the stored one, unless a
+        # resume may change it (trials, re-ranking): Search refuses the others, naming them.
+        config = SearchConfig()
+        typed = getattr(args, "given", None)
+        if typed is None:  # called without the CLI's record of the typed flags: the resumable ones set
+            overrides = {n: v for n, v in settings.items() if n in Search.resumable and v is not None}
+        else:
+            overrides = {n: v for n, v in settings.items() if _typed(n, typed)}
     else:
-        config = SearchConfig(
-            space=args.space, controller=args.controller, objective=args.objective, cost=args.cost,
-            target=args.target, constraint=args.constraint, w=args.w, v=args.v,
-            step_time_ref_ms=args.step_time_ref_ms, params_ref=args.params_ref, dataset=args.dataset,
-            data_dir=args.data_dir, train_subset=args.train_subset, epochs=args.epochs, batch_size=args.batch_size,
-            proxy_width=args.proxy_width,
-            proxy_depth=args.proxy_depth, proxy_resolution=args.proxy_resolution,
-            target_resolution=args.target_resolution, runner=args.runner, runner_options=runner_options(args),
-            device=args.device, seed=args.seed, controller_options=_parse_options(args.controller_option),
-            latency_table=args.latency_table, data_cache=args.data_cache, score=args.score,
-            rungs=epochs_list(args.rungs, "--rungs"), eta=args.eta, **given)
+        config = SearchConfig(**{k: v for k, v in settings.items() if v is not None or k not in NONE_MEANS_DEFAULT})
+        overrides = None
     console = make_console()
     progress = SearchProgress(console, enabled=not args.quiet)
     search = Search(config, out, storage=args.storage, resume=args.resume, on_trial=progress.update,
-                    study=args.study_name, overrides=given if args.resume else None)
+                    study=args.study_name, overrides=overrides)
     return execute(search, out, console, progress, resumed=args.resume)
+
+
+# Settings whose flag left unset means "the config's default" (the flag's default is None).
+NONE_MEANS_DEFAULT = ("trials", *RERANK_FLAGS, "rebuild_cache")
+# Config fields set by flags of another name.
+FIELD_FLAGS = {"controller_options": ("controller_option",), "rungs": ("rungs",),
+               "runner_options": ("address", "node_ip_address", "workers", "gpus_per_trial", "cpus_per_trial",
+                                  "retries", "scheduler")}
+
+
+def _typed(name: str, typed: frozenset[str]) -> bool:
+    """Whether the user typed a flag that sets the config field ``name``."""
+    return any(dest in typed for dest in FIELD_FLAGS.get(name, (name,)))
+
+
+def search_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Every SearchConfig field the flags set (None where a flag was left at a None default)."""
+    plain = ("space", "controller", "objective", "cost", "target", "constraint", "w", "v", "step_time_ref_ms",
+             "params_ref", "dataset", "data_dir", "train_subset", "epochs", "batch_size", "proxy_width", "proxy_depth",
+             "proxy_resolution", "target_resolution", "runner", "device", "seed", "latency_table", "data_cache",
+             "score", "eta", "trials", *RERANK_FLAGS, "rebuild_cache")
+    settings = {name: getattr(args, name) for name in plain}
+    settings.update(runner_options=runner_options(args), controller_options=_parse_options(args.controller_option),
+                    rungs=epochs_list(args.rungs, "--rungs"))
+    return settings
 
 
 def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) -> int:

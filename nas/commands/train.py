@@ -147,7 +147,9 @@ def _spec(args: argparse.Namespace):
     if args.resolution is not None and not 8 <= args.resolution <= 4096:
         raise ConfigError(f"resolution must be between 8 and 4096, got {args.resolution}", field="resolution")
     if args.width is not None or args.depth is not None:
-        return scale_spec(spec, width=args.width or 1.0, depth=args.depth or 1.0, resolution=args.resolution or 32)
+        return scale_spec(spec, width=1.0 if args.width is None else args.width,
+                          depth=1.0 if args.depth is None else args.depth,
+                          resolution=32 if args.resolution is None else args.resolution)
     return spec.with_(resolution=args.resolution) if args.resolution is not None else spec
 
 

@@ -253,6 +253,9 @@ class LatencyTable:
     def fitted(self) -> Calibration:
         """The calibration fitted at build time (tables fitted before the boundary term: weight 0)."""
         cal = self.calibration
+        if "scale" not in cal:
+            raise StorageError(f"{self._where()}: the table has no calibration yet (an unfinished build); run the "
+                               "same nas latency-table build again to finish it", field="latency_table")
         return Calibration(float(cal.get("scale", 1.0)), float(cal.get("ms_per_boundary_million", 0.0)),
                            float(cal.get("offset_ms", 0.0)))
 
@@ -260,8 +263,9 @@ class LatencyTable:
         """Predicted batch-1 latency of the full-size network ``spec`` on the table's device and runtime:
         the fitted :class:`Calibration` of the sum of its entries (stem + blocks + head) and of its
         boundary elements."""
+        calibration = self.fitted  # first: an unfinished table says so before naming a missing entry
         total, _ = self.sum_ms(spec)
-        return self.fitted.predict(total, boundary_millions(spec))
+        return calibration.predict(total, boundary_millions(spec))
 
 
 def _now() -> str:
@@ -288,10 +292,32 @@ def read_table(path: str | Path) -> LatencyTable:
     calibration = data.pop("calibration", None)
     if not isinstance(entries, dict) or not isinstance(calibration, dict):
         raise StorageError(f"{path}: latency table without entries or calibration", field="latency_table")
+    for name, kind in HEADER_FIELDS.items():
+        value = data.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise StorageError(f"{path}: latency table field {name!r} is {'missing' if value is None else 'invalid'} "
+                               f"(expected {kind.__name__}, got {value!r}); build the table again",
+                               field="latency_table")
     for key, entry in entries.items():
-        if not (isinstance(entry, dict) and isinstance(entry.get("ms"), (int, float)) and entry["ms"] >= 0):
-            raise StorageError(f"{path}: entry {key!r} has no valid 'ms' value", field="latency_table")
+        if not (isinstance(entry, dict) and _finite(entry.get("ms")) and entry["ms"] >= 0):
+            raise StorageError(f"{path}: entry {key!r} has no valid 'ms' value (a finite number >= 0)",
+                               field="latency_table")
+    for name in CALIBRATION_FIELDS:
+        if name in calibration and not _finite(calibration[name]):
+            raise StorageError(f"{path}: calibration {name!r} is not a finite number, got {calibration[name]!r}; "
+                               "build the table again", field="latency_table")
     return LatencyTable(header=data, entries=entries, calibration=calibration, path=path)
+
+
+# What a table's header must hold, and its calibration's numbers (checked on reading: a hand-edited or
+# damaged file is one error line, not a traceback or an "inf ms" prediction).
+HEADER_FIELDS = {"space": str, "space_fingerprint": str, "resolution": int, "in_chans": int, "num_classes": int,
+                 "norm": str, "runtime": str, "threads": int, "expected_entries": int, "calibration_networks": int}
+CALIBRATION_FIELDS = ("scale", "ms_per_boundary_million", "offset_ms")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_latency_table(path: str | Path, space: str, resolution: int) -> LatencyTable:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from nas.errors import ConfigError
+from nas.limits import MAX_REPEATS, check_at_most
 from nas.timing import rss_bytes, steady_allocator
 
 
@@ -42,6 +43,7 @@ class TimingPolicy:
             if not (isinstance(value, int) and value >= (0 if name == "warmup" else 1)):
                 raise ConfigError(f"{name} must be an integer >= {0 if name == 'warmup' else 1}, got {value!r}",
                                   field=name)
+            check_at_most(value, MAX_REPEATS, name, "calls")
         if self.max_repeats < self.min_repeats:
             raise ConfigError(f"max_repeats ({self.max_repeats}) is below min_repeats ({self.min_repeats})",
                               field="max_repeats")

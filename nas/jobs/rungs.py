@@ -45,6 +45,7 @@ import numpy as np
 from nas.controllers.sequence import SequenceController
 from nas.engine import CHECKPOINTS, Plan, Stage
 from nas.errors import ConfigError
+from nas.limits import MAX_EPOCHS, check_at_most
 from nas.pareto import crowding_distance, front_ranks
 from nas.store import TrialRecord
 
@@ -79,6 +80,7 @@ class RungSettings:
             raise ConfigError(f"rungs must be epochs > 0, got {list(self.rungs)}", field="rungs")
         if any(b <= a for a, b in zip(self.rungs, self.rungs[1:])):
             raise ConfigError(f"rungs must increase, got {list(self.rungs)}", field="rungs")
+        check_at_most(self.rungs[-1], MAX_EPOCHS, "rungs", "epochs")
         if not (isinstance(self.eta, int) and not isinstance(self.eta, bool) and self.eta >= 2):
             raise ConfigError(f"eta must be an integer >= 2, got {self.eta!r}", field="eta")
         reach = trials // self.eta ** (len(self.rungs) - 1)

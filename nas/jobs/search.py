@@ -26,6 +26,7 @@ from nas.errors import ConfigError
 from nas.fileio import atomic_write_json
 from nas.jobs.rungs import RungSettings, SuccessiveHalving
 from nas.jobs.setup import Job, JobSettings, fixed_points_stage, higher_fidelity, is_int
+from nas.limits import MAX_TRIALS, check_at_most
 from nas.ranking import b0_document, candidates, choose_b0
 from nas.spec import ArchSpec
 from nas.store import RunStore, TrialRecord
@@ -68,6 +69,7 @@ class SearchConfig(JobSettings):
             self.rung_settings.check(self.trials)
         if not is_int(self.trials) or self.trials <= 0:
             raise ConfigError(f"trials must be a positive integer, got {self.trials!r}", field="trials")
+        check_at_most(self.trials, MAX_TRIALS, "trials")
         if not is_int(self.rerank) or self.rerank < 0:
             raise ConfigError(f"rerank must be a positive number of candidates (or 0 for none), got {self.rerank!r}",
                               field="rerank")

@@ -27,6 +27,7 @@ from nas.decisions import Decision
 from nas.device import resolve_device
 from nas.engine import Engine, Plan, Stage
 from nas.errors import ConfigError, StorageError
+from nas.limits import MAX_EPOCHS, check_at_most, check_seed
 from nas.metrics import SCORES
 from nas.spec import ArchSpec
 from nas.store import RunStore, TrialRecord, run_exists
@@ -80,10 +81,10 @@ class JobSettings:
     def __post_init__(self) -> None:
         if self.epochs is not None and not (_finite(self.epochs) and self.epochs > 0):
             raise ConfigError(f"epochs must be > 0, got {self.epochs!r}", field="epochs")
+        check_at_most(self.epochs, MAX_EPOCHS, "epochs")
         if self.batch_size is not None and not (is_int(self.batch_size) and self.batch_size > 0):
             raise ConfigError(f"batch_size must be an integer > 0, got {self.batch_size!r}", field="batch_size")
-        if not is_int(self.seed):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}", field="seed")
+        check_seed(self.seed)
         if self.score not in SCORES:
             raise ConfigError(f"unknown score {self.score!r}; valid: {', '.join(SCORES)}", field="score")
         self.proxy  # noqa: B018 - checks the proxy's width, depth and resolution now, naming the setting
@@ -111,6 +112,15 @@ class JobSettings:
         """From a stored ``run.json``, ignoring keys the settings do not know (kind, storage, owner...)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _plain(value: Any) -> Any:
+    """A setting as run.json stores it (tuples as lists, mappings as dicts), to compare given with stored."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _finite(value: Any) -> bool:
@@ -155,6 +165,7 @@ def higher_fidelity(settings: JobSettings, budget: TrainBudget, *, epochs: float
     if epochs is not None and not (_finite(epochs) and epochs > 0):
         raise ConfigError(f"{role + '_' if role else ''}epochs must be > 0, got {epochs!r}",
                           field=f"{role}_epochs" if role else "epochs")
+    check_at_most(epochs, MAX_EPOCHS, f"{role}_epochs" if role else "epochs")
     return proxy, replace(budget, epochs=HIGHER_FIDELITY_EPOCHS * budget.epochs if epochs is None else epochs,
                           steps=None, seed=seed)
 
@@ -220,9 +231,12 @@ class Job:
                                    "its own command")
             stored = self.config_class.from_dict(self.store.config)
             changes = self.resume_changes(config, stored, overrides)
+            # A setting given again with its stored value changes nothing; any other is refused, not ignored.
+            changes = {k: v for k, v in changes.items() if k in self.resumable or _plain(v) != _plain(getattr(stored, k))}
             bad = sorted(set(changes) - set(self.resumable))
             if bad:
-                raise ConfigError(f"{bad[0]} cannot change when a run resumes", field=bad[0])
+                raise ConfigError(f"{bad[0]} cannot change when a run resumes: the run keeps its stored value "
+                                  f"{_plain(getattr(stored, bad[0]))!r} (start a new run to change it)", field=bad[0])
             self.config = replace(stored, **changes)
             self.parts = build_parts(self.config, self.out)
             self.prepare()

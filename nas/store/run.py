@@ -9,7 +9,6 @@ the ranking's business (:mod:`nas.ranking`), and each job writes its own outputs
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 import warnings
@@ -48,14 +47,21 @@ def _check_writable(run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"out {run_dir}: cannot create folder ({exc.strerror})", field="out") from None
-    if not os.access(run_dir, os.W_OK):
-        raise StorageError(f"out {run_dir}: folder is not writable", field="out")
+    reason = _unwritable(run_dir)
+    if reason is not None:
+        raise StorageError(f"out {run_dir}: folder is not writable ({reason})", field="out")
+
+
+def _unwritable(run_dir: Path) -> str | None:
+    """Why nothing can be written in ``run_dir`` (a probe file: permissions do not stop root, a read-only
+    mount does), or None."""
     probe = run_dir / ".write-test"
     try:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise StorageError(f"out {run_dir}: folder is not writable ({exc.strerror})", field="out") from None
+        return exc.strerror or str(exc)
+    return None
 
 
 def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,7 +124,7 @@ class RunStore:
         _check_writable(run_dir)
         url = storage or default_storage_url(run_dir)
         try:
-            backend = open_storage(url)
+            backend = open_storage(url, field="storage" if storage else None)
             if study_name is None:
                 study_name = f"{STUDY_NAME}:{run_dir.resolve().name}" if storage else STUDY_NAME
             full = {"kind": kind, **dict(config), "storage": without_password(storage) if storage else None,
@@ -129,7 +135,7 @@ class RunStore:
                                             load_if_exists=True)
             except Exception as exc:  # noqa: BLE001
                 raise StorageError(f"cannot create a study in {shown(url)!r}: {first_line(exc)}",
-                                   field="storage") from None
+                                   field="storage" if storage else None) from None
             shared = study.user_attrs.get("config")
             if shared is None:
                 study.set_user_attr("config", _plain(full))
@@ -166,9 +172,12 @@ class RunStore:
         if not run_file.exists():
             raise StorageError(f"{run_dir}: no study here (no {RUN_FILE}); is this the output folder of a search?")
         config = read_json_object(run_file, "run file")
+        if write and (reason := _unwritable(run_dir)) is not None:
+            raise StorageError(f"{run_dir}: the run folder is not writable ({reason}); nothing was changed. Copy the "
+                               "folder to a writable place to continue it there")
         url, own = storage_of(run_dir, config.get("storage"), storage)
         check_sqlite_file(url, run_dir)
-        backend = open_storage(url)
+        backend = open_storage(url, field="storage" if storage else None)
         try:
             study = optuna.load_study(study_name=config.get("study_name", STUDY_NAME), storage=backend)
         except KeyError:

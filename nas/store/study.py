@@ -93,8 +93,11 @@ def _lost_schema_race(exc: BaseException) -> bool:
     return any(marker in str(exc) for marker in _SCHEMA_RACE)
 
 
-def open_storage(url: str) -> Any:
-    """An Optuna RDB storage with heartbeats; one-line :class:`StorageError` when it cannot be opened."""
+def open_storage(url: str, field: str | None = "storage") -> Any:
+    """An Optuna RDB storage with heartbeats; one-line :class:`StorageError` when it cannot be opened.
+
+    ``field`` is what the error blames: ``storage`` for a URL the user gave, None for a run folder's
+    own ``study.db`` (no ``--storage`` was given, so the message must not name it)."""
     import optuna  # the whole Optuna stack: imported by the commands that open a study
 
     kwargs: dict[str, Any] = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
@@ -122,13 +125,13 @@ def open_storage(url: str) -> Any:
         hint = " (pip install 'psycopg[binary]', or pip install -e '.[postgresql]')" if "psycopg" in str(exc) \
             else ""
         raise StorageError(f"cannot open storage {shown(url)!r}: its driver is not installed: {exc}{hint}",
-                           field="storage") from None
+                           field=field) from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
         reason = first_line(exc)
         if "password" in reason and without_password(url) == url and not url.startswith("sqlite"):
             reason += ("; run folders never store passwords: give the storage URL with its password again, "
                        "or set PGPASSWORD (or ~/.pgpass)")
-        raise StorageError(f"cannot open storage {shown(url)!r}: {reason}", field="storage") from None
+        raise StorageError(f"cannot open storage {shown(url)!r}: {reason}", field=field) from None
 
 
 __all__ = ["GRACE_S", "HEARTBEAT_S", "STUDY_FILE", "STUDY_NAME", "default_storage_url", "first_line", "open_storage",

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from nas.errors import ConfigError
 from nas.kinds import NORMS
+from nas.limits import MAX_EPOCHS, MAX_STEPS, check_at_most, check_seed
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 # Learning rates per 256 images of batch (scaled linearly with the batch size) and weight decay.
@@ -83,8 +84,10 @@ class TrainBudget:
 
         if not (number(self.epochs) and self.epochs > 0):
             raise bad("epochs", "must be a number > 0")
+        check_at_most(self.epochs, MAX_EPOCHS, "epochs")
         if self.steps is not None and not (integer(self.steps) and self.steps >= 1):
             raise bad("steps", "must be an integer >= 1 or None")
+        check_at_most(self.steps, MAX_STEPS, "steps")
         if self.schedule_epochs is not None and not (number(self.schedule_epochs)
                                                      and self.schedule_epochs >= self.epochs):
             raise bad("schedule_epochs", "must be a number >= epochs or None")
@@ -103,8 +106,7 @@ class TrainBudget:
             raise bad("max_warmup_fraction", "must be in [0, 1]")
         if not (number(self.label_smoothing) and 0 <= self.label_smoothing < 1):
             raise bad("label_smoothing", "must be in [0, 1)")
-        if not integer(self.seed):
-            raise bad("seed", "must be an integer")
+        check_seed(self.seed)
         if self.resolution is not None and not (integer(self.resolution) and 8 <= self.resolution <= 4096):
             raise bad("resolution", "must be an integer between 8 and 4096")
         if not (integer(self.eval_batch_size) and self.eval_batch_size >= 1):
