@@ -25,8 +25,7 @@ def add_parser(sub: Any) -> None:
         description="Non-dominated candidates of one or several search runs over any objectives (columns of "
                     "trials.csv, each :max or :min). Failed and pruned trials are excluded and counted; an "
                     "architecture proposed twice counts once (its first trial). Several runs share one plot "
-                    "and one hypervolume reference point, so their hypervolumes compare.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "and one hypervolume reference point, so their hypervolumes compare.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) (the --out of nas search)")
     p.add_argument("--objectives", default=None,
                    help="comma-separated NAME:max|min over trials.csv columns, e.g. accuracy:max,latency_ms:min "

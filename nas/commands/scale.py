@@ -49,8 +49,7 @@ def _add_grid(sub: Any) -> None:
         description="Enumerate alpha, beta, gamma >= 1 on a grid, keep the points whose cost ratio is within "
                     "--tol (relative) of 2^phi, always add the paper's (1.2, 1.1, 1.15) as the reference, train "
                     "each point's proxy briefly and rank them. Writes study.db, trials.csv, scaling.csv and "
-                    "scaling.json (the chosen alpha, beta, gamma) into --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "scaling.json (the chosen alpha, beta, gamma) into --out.")
     g = p.add_argument_group("the grid")
     g.add_argument("--base", default=None,
                    help="base network: a preset name, RUN/b0.json or a spec JSON file (not needed with --resume)")
@@ -175,8 +174,7 @@ def _add_apply(sub: Any) -> None:
         "apply", help="write b1.json .. bN.json of a base scaled by fixed alpha, beta, gamma",
         description="Scale a base by depth alpha^phi, width beta^phi and resolution gamma^phi for phi = 1..N and "
                     "write bN.json files (loadable wherever a spec is: nas show, nas train). Resolutions round "
-                    "to the nearest multiple of 4 (every published EfficientNet resolution is one).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "to the nearest multiple of 4 (every published EfficientNet resolution is one).")
     p.add_argument("--base", default=None,
                    help="base network: a preset name, RUN/b0.json or a spec JSON file (default with --from: the "
                         "grid's base)")

@@ -20,8 +20,7 @@ def add_parser(sub: Any) -> None:
         description="Search a factorized space: a controller proposes networks, each trains briefly as a "
                     "smaller proxy, and the reward combines accuracy with the full-size network's cost. "
                     "With no flags: the efficientnet space on the embedded digits data, the rl controller "
-                    "and the MnasNet reward ACC*(MACs/400M)^-0.07.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "and the MnasNet reward ACC*(MACs/400M)^-0.07.")
     g = p.add_argument_group("what to search")
     g.add_argument("--space", default="efficientnet",
                    help="search space: efficientnet, mnasnet, efficientnetv2, or a FILE.yaml")
