@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from nas.errors import NasError, with_flag
 
 # Subcommand modules, in the order `nas --help` lists them.
-COMMANDS = ("search", "results", "fidelity", "show", "train", "scale", "pareto", "export", "bench",
+COMMANDS = ("search", "results", "report", "fidelity", "show", "train", "scale", "pareto", "export", "bench",
             "latency_table")
 
 
