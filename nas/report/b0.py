@@ -21,14 +21,14 @@ BOX_W, GAP, BOX_H, BAR_H, TOP = 136, 20, 150, 60, 34
 KIND_COLOURS = {"mbconv": "#dbe9f6", "fused_mbconv": "#fde2c8", "conv": "#d9f0d3", "ds": "#e8def3"}
 
 
-def _short(value: float) → str:
+def _short(value: float) -> str:
     for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(value) >= threshold:
             return f"{value / threshold:.3g}{suffix}"
     return f"{value:.3g}"
 
 
-def part_lines(spec: ArchSpec) → list[tuple[str, str, list[str]]]:
+def part_lines(spec: ArchSpec) -> list[tuple[str, str, list[str]]]:
     """(title, block kind or '', lines of text) for the stem, each stage and the head."""
     cost = count(spec)
     sizes = [spec.resolution] + [part.resolution_out for part in cost.stages]
@@ -50,7 +50,7 @@ def part_lines(spec: ArchSpec) → list[tuple[str, str, list[str]]]:
     return parts
 
 
-def diagram(spec: ArchSpec, title: str) → str:
+def diagram(spec: ArchSpec, title: str) -> str:
     """The SVG of ``spec``'s stages, their costs and their share of the multiply-adds."""
     cost = count(spec)
     parts = part_lines(spec)
@@ -83,7 +83,7 @@ def diagram(spec: ArchSpec, title: str) → str:
     return "".join(out)
 
 
-def b0_body(view: RunView) → str:
+def b0_body(view: RunView) -> str:
     """B0 of a search (the best candidate of another kind of run), or why there is none yet."""
     if view.choice is not None:
         record: Any = view.choice.record
