@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from nas.report import DEFAULT_TOP, REPORT_FILE, write_report
@@ -28,3 +29,14 @@ def run(args: argparse.Namespace) -> int:
     path = write_report(args.runs, args.out, storage=args.storage, top=args.top)
     print(f"wrote {path}")
     return 0
+
+
+def report_at_end(out: Path, console: Any, storage: str | None = None) -> Path | None:
+    """The report a search or grid writes when it ends (and rebuilds on resume): its path, or None after
+    one line saying why it was not written. The run is stored already; a report that fails loses nothing."""
+    try:
+        return write_report([out], storage=storage)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the run itself is complete
+        console.print(f"warning: {out / REPORT_FILE} not written ({type(exc).__name__}: {exc}); the run is complete, "
+                      f"nas report {out} writes it", style="yellow", markup=False, highlight=False, soft_wrap=True)
+        return None

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from nas.api import load_spec
 from nas.commands.console import SearchProgress, fmt_count, fmt_float, make_console
+from nas.commands.report import report_at_end
 from nas.commands.search import add_run_flags, add_training_flags, runner_options
 from nas.compound import (
     Coefficients,
@@ -145,8 +146,10 @@ def run_grid(args: argparse.Namespace) -> int:
         result = grid.run()
     console.print(_grid_table(grid.dataframe(), f"Compound scaling grid of {out} (* chosen, ref: the paper's "
                                                 f"point, out: outside the constraint)", reward=c.objective != "accuracy"))
+    report = report_at_end(out, console, storage=grid.store.storage_url)
     console.print(f"{result.trained} trained, {result.reused} reused (same proxy), "
-                  f"{time.perf_counter() - start:.0f} s.  Outputs: {out}/scaling.csv, {out}/scaling.json")
+                  f"{time.perf_counter() - start:.0f} s.  Outputs: {out}/scaling.csv, {out}/scaling.json"
+                  + (f", {report}" if report else ""))
     if result.chosen is not None:
         ch = result.chosen
         console.print(f"chosen: alpha {ch.choices['alpha']:g}, beta {ch.choices['beta']:g}, "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.commands.console import SearchProgress, leaderboard_table, make_console, rerank_table
+from nas.commands.report import report_at_end
 from nas.errors import ConfigError
 from nas.ranking import RERANK, choose_b0, ranked, ties_with_b0
 
@@ -198,8 +199,9 @@ def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) 
     choice = choose_b0(store.records())
     if choice is not None and choice.ranked_by == RERANK:
         console.print(rerank_table(choice, title="Re-ranked leaders (* B0: best mean re-ranked reward)"))
+    report = report_at_end(out, console, storage=store.storage_url)
     outputs = ", ".join(str(out / name) for name in ("trials.csv", "b0.json")) + \
-        (f", {out / 'study.db'}" if store.storage_url.startswith("sqlite") else "")
+        (f", {out / 'study.db'}" if store.storage_url.startswith("sqlite") else "") + (f", {report}" if report else "")
     console.print(f"{result.trained} trained, {result.reused} repeats reused, {result.failed} failed, "
                   f"{result.wall_time_s:.0f} s.  Outputs: {outputs}")
     _warn_about_chance(console, store)
