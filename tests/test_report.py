@@ -242,6 +242,18 @@ def test_bad_inputs_are_one_line_and_change_nothing(tmp_path):
     assert list((tmp_path / "empty").iterdir()) == []
 
 
+def test_runs_of_the_previous_version_render_together(tmp_path):
+    """A search with a re-rank and a fidelity check of the old format, a v2 search and a scaling grid."""
+    shutil.copytree(Path(__file__).parent / "data" / "runs-v1", tmp_path / "v1")
+    runs = [tmp_path / "v1" / name for name in ("search", "v2", "grid")]
+    path = write_report(runs, out=tmp_path / "v1.html")
+    text = path.read_text()
+    page = assert_self_contained(text)
+    assert page.sections == ["settings", "progress", "leaderboard", "frontier", "fidelity", "b0", "failures"]
+    assert "v2: ACC x (step time/" in text and "scale-grid" in text and "best grid candidate of grid" in text
+    assert text.count("the folder&#x27;s own study.db") == 3  # the absolute paths the old run.json files hold
+
+
 # --------------------------------------------------------------------------------- in a browser
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):

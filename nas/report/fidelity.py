@@ -51,7 +51,7 @@ def fidelity_body(view: RunView) -> str | None:
                 + note(data.get("verdict", ""), css="intro"))
     pairs = data.get("candidates") or []
     usable = [p for p in pairs if p.get("fidelity_accuracy") is not None and p.get("fidelity_reward") is not None]
-    if data.get("mode") != "top" or not usable:
+    if data.get("mode", "top") != "top" or not usable:  # files of earlier versions have no mode: top
         return note("a fidelity check was started and has not finished (nas fidelity RUN resumes it)")
     agreement = data.get("agreement") or {}
     body = svg_figure(scatter_figure(pairs, agreement))

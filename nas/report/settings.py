@@ -12,6 +12,7 @@ from typing import Any
 
 from nas.report.html import Cell, esc, number, pairs, table
 from nas.report.run import RunView
+from nas.store import default_storage_url
 from nas.training.budget import TrainBudget
 
 
@@ -29,7 +30,7 @@ def compute_time(records: list[Any]) -> float:
 
 def _proxy(config: dict[str, Any]) -> str:
     epochs = config.get("epochs")
-    shown = f"{epochs:g} epochs" if epochs is not None else f"{TrainBudget().epochs:g} epochs (the trainer's default)"
+    shown = f"{epochs:g} epoch(s)" if epochs is not None else f"{TrainBudget().epochs:g} epochs (the trainer's default)"
     if config.get("rungs"):
         shown = "see rungs"
     batch = config.get("batch_size")
@@ -73,7 +74,8 @@ def settings_items(view: RunView) -> list[tuple[str, str]]:
     if config.get("runner_options"):
         runner += f" {json.dumps(config['runner_options'])}"
     items += [("runner", f"{runner}; device {config.get('device', 'auto')}"),
-              ("storage", config.get("storage") or "the folder's own study.db"),
+              ("storage", "the folder's own study.db" if view.store.storage_url == default_storage_url(view.store.run_dir)
+               else str(config.get("storage"))),
               ("trials", _trials(view)),
               ("compute time in all", f"{_duration(compute_time(view.records))} (sum of each trained trial's "
                                       "wall time on its worker)")]
