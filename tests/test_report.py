@@ -81,11 +81,11 @@ def runs(tmp_path_factory):
     """Two real digits searches: one with rungs, a re-rank and a fidelity check; one plain."""
     root = tmp_path_factory.mktemp("report")
     rungs, plain = root / "rungs", root / "plain"
-    assert nas_here("search", "--controller", "random", "--trials", "6", "--rungs", "1,2", "--eta", "2", "--rerank",
+    assert nas_here("search", "--controller", "random", "--trials", "4", "--rungs", "1,2", "--eta", "2", "--rerank",
                     "2", *FAST, "--out", str(rungs)).returncode == 0
     written_by_search = (rungs / REPORT_FILE).read_text()
     assert nas_here("fidelity", str(rungs), "--top", "3", "--epochs", "1").returncode == 0
-    assert nas_here("search", "--controller", "random", "--trials", "3", "--epochs", "1", "--seed", "1", *FAST,
+    assert nas_here("search", "--controller", "random", "--trials", "2", "--epochs", "1", "--seed", "1", *FAST,
                     "--out", str(plain)).returncode == 0
     return rungs, plain, written_by_search
 
@@ -111,7 +111,7 @@ def test_search_writes_its_report_and_nas_report_rebuilds_it_self_contained(runs
     text = (rungs / REPORT_FILE).read_text()
     assert "Kendall&#x27;s tau" in text or "Kendall's tau" in text
     assert "re-ranked reward" in text and ">B0<" in text  # B0 chosen by the re-rank, marked in the table
-    assert page.leaderboard_rows == 6  # the 6 distinct candidates
+    assert page.leaderboard_rows == 4  # the 4 distinct candidates
 
 
 @pytest.mark.slow(reason="two real runs in one report")
@@ -124,7 +124,7 @@ def test_two_runs_share_one_file(runs, tmp_path):
     text = out.read_text()
     page = assert_self_contained(text)
     assert "rungs: best so far" in text and "plain: best so far" in text  # both curves on one axis
-    assert page.leaderboard_rows == 6 + 3
+    assert page.leaderboard_rows == 4 + 2
     assert text.count('id="plot-progress"') == 1 and text.count('id="plot-frontier"') == 1
 
 
@@ -299,7 +299,7 @@ def test_the_report_renders_in_headless_chromium(runs, tmp_path):
     assert page.sections == ["settings", "progress", "leaderboard", "frontier", "fidelity", "rungs", "b0", "failures"]
     assert page.figures and [f for f in page.figures if not f["drawn"]] == []
     assert {f["section"] for f in page.figures if f["kind"] == "plotly"} == {"progress", "frontier"}
-    assert page.leaderboard_rows == 6
+    assert page.leaderboard_rows == 4
     assert "main-svg" in result.stdout  # plotly drew its SVG
     screenshot = tmp_path / "report.png"
     shot = run_browser(["--hide-scrollbars", "--window-size=1280,4200", f"--screenshot={screenshot}", url], tmp_path)

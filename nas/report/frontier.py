@@ -29,8 +29,9 @@ def frontier_body(views: Sequence[RunView]) -> str:
     for view in views:
         try:
             results.append(analyze(view.store.dataframe(), axes, label=view.label))
-        except NasError as exc:
-            notes.append(note(f"{view.label}: not drawn ({exc})"))
+        except NasError as exc:  # no completed candidate yet, or an objective the run has no column for
+            text = str(exc) if str(exc).startswith(f"{view.label}: ") else f"{view.label}: {exc}"
+            notes.append(note(f"{text}; nothing to draw"))
     if not results:
         return "".join(notes)
     for result in results:

@@ -68,8 +68,10 @@ def leaderboard_body(view: RunView, top: int) -> str:
     headers += ["re-ranked reward"] if reranked else []
     headers += ["accuracy", "95% interval", "MACs", "params", "latency ms", "B0 and ties", "block strings"]
     b0 = view.choice.candidate.key if view.choice is not None else None
+    order = ("the highest rung each reached, then its reward there" if view.config.get("rungs")
+             else f"{view.main_stage} reward")
     return table(headers, rows, css="leaderboard", sortable=True, row_css=["b0" if r.key == b0 else "" for r in leaders],
-                 caption=f"top {len(rows)} distinct candidates by {view.main_stage} reward (click a heading to sort)")
+                 caption=f"top {len(rows)} distinct candidates by {order} (click a heading to sort)")
 
 
 __all__ = ["leaderboard_body", "leaderboard_rows"]
