@@ -305,3 +305,22 @@ def test_the_report_renders_in_headless_chromium(runs, tmp_path):
     shot = run_browser(["--hide-scrollbars", "--window-size=1280,4200", f"--screenshot={screenshot}", url], tmp_path)
     assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
     print(f"screenshot of the report: {screenshot}")
+
+
+def test_the_console_capture_sees_an_error_and_headings_sort_rows(tmp_path):
+    """The browser test is not vacuous: an error thrown by a page shows in the captured console; and the
+    page's sort script, clicked twice on a numeric column with an empty cell, orders the rows both ways."""
+    from nas.report.html import SORT_SCRIPT, Cell, number, table
+
+    rows = [[Cell("b", "b"), number(2.0)], [Cell("a", "a"), Cell("-")], [Cell("c", "c"), number(10.0)]]
+    clicks = 'var th = document.querySelectorAll("th")[1]; th.click(); var first = rows(); th.click(); ' \
+             'document.body.setAttribute("data-orders", first + "|" + rows()); undefinedFunction();'
+    page = tmp_path / "sort.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{table(('name', 'value'), rows, sortable=True)}"
+                    f"<script>{SORT_SCRIPT}</script><script>function rows() {{ return Array.prototype.map.call("
+                    f"document.querySelectorAll('tbody tr'), function (r) {{ return r.cells[0].textContent; }})"
+                    f".join(','); }} {clicks}</script></body></html>")
+    result = run_browser(["--dump-dom", page.resolve().as_uri()], tmp_path)
+    assert 'data-orders="b,c,a|c,b,a"' in result.stdout  # ascending, then descending; the empty cell last
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert len(console) == 1 and "undefinedFunction" in console[0]
