@@ -22,6 +22,7 @@ if [[ ",$extras," == *",test,"* ]] && ! command -v chromium >/dev/null && ! comm
   if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); elif sudo -n true 2>/dev/null; then apt=(sudo -n apt-get); else apt=(); fi
   if [ ${#apt[@]} -eq 0 ] || ! { "${apt[@]}" install -y -q chromium >/dev/null 2>&1 \
       || { "${apt[@]}" update -q >/dev/null 2>&1 && "${apt[@]}" install -y -q chromium >/dev/null 2>&1; }; }; then
-    echo "setup: chromium not installed (apt-get install chromium failed, or needs root); the browser test of nas report will skip" >&2
+    echo "setup: chromium not installed (apt-get install chromium failed, or needs root);" \
+      "the browser test of nas report will skip" >&2
   fi
 fi

@@ -70,7 +70,8 @@ def leaderboard_body(view: RunView, top: int) -> str:
     b0 = view.choice.candidate.key if view.choice is not None else None
     order = ("the highest rung each reached, then its reward there" if view.config.get("rungs")
              else f"{view.main_stage} reward")
-    return table(headers, rows, css="leaderboard", sortable=True, row_css=["b0" if r.key == b0 else "" for r in leaders],
+    return table(headers, rows, css="leaderboard", sortable=True,
+                 row_css=["b0" if r.key == b0 else "" for r in leaders],
                  caption=f"top {len(rows)} distinct candidates by {order} (click a heading to sort)")
 
 

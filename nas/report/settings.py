@@ -63,9 +63,10 @@ def settings_items(view: RunView) -> list[tuple[str, str]]:
         options = config.get("controller_options") or {}
         items += [("space", str(config.get("space", "-"))),
                   ("controller", controller + (f" {json.dumps(options)}" if options else ""))]
-    items += [("objective", view.objective), ("score", str(config.get("score", "accuracy"))),
-              ("dataset", str(config.get("dataset", "-")) + (f" ({config['data_dir']})" if config.get("data_dir") else "")
-               + (f", about {config['train_subset']} training images" if config.get("train_subset") else "")),
+    dataset = str(config.get("dataset", "-")) + (f" ({config['data_dir']})" if config.get("data_dir") else "")
+    if config.get("train_subset"):
+        dataset += f", about {config['train_subset']} training images"
+    items += [("objective", view.objective), ("score", str(config.get("score", "accuracy"))), ("dataset", dataset),
               ("proxy", _proxy(config))]
     if config.get("target_resolution"):
         items.append(("full-size cost counted at", f"{config['target_resolution']} px"))
@@ -73,9 +74,9 @@ def settings_items(view: RunView) -> list[tuple[str, str]]:
     runner = str(config.get("runner", "local"))
     if config.get("runner_options"):
         runner += f" {json.dumps(config['runner_options'])}"
+    own = view.store.storage_url == default_storage_url(view.store.run_dir)
     items += [("runner", f"{runner}; device {config.get('device', 'auto')}"),
-              ("storage", "the folder's own study.db" if view.store.storage_url == default_storage_url(view.store.run_dir)
-               else str(config.get("storage"))),
+              ("storage", "the folder's own study.db" if own else str(config.get("storage"))),
               ("trials", _trials(view)),
               ("compute time in all", f"{_duration(compute_time(view.records))} (sum of each trained trial's "
                                       "wall time on its worker)")]
