@@ -10,17 +10,34 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from nas.errors import NasError, with_flag
 
 # Subcommand modules, in the order `nas --help` lists them.
-COMMANDS = ("search", "results", "fidelity", "show", "train", "compare", "scale", "pareto", "export", "bench",
-            "latency_table")
+COMMANDS = ("search", "results", "report", "fidelity", "show", "train", "compare", "scale", "pareto", "export",
+            "bench", "latency_table")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default once: appended only when its help does not already speak of one,
+    and never for a default of None (no value) or a flag's False."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad flags in the same one-line form, with exit code 2."""
+    """argparse that reports bad flags in the same one-line form, with exit code 2; every parser of the
+    command line (subcommands included) shows defaults through :class:`HelpFormatter` unless it asks
+    for another formatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"error: {message}\n")

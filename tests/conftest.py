@@ -148,7 +148,7 @@ def postgres_url(postgres_server, request) -> str:
 # instead of leaving one worker alone with a long file at the end.
 LONGEST_FIRST = ("test_ray_cluster.py", "test_shared_study.py", "test_deploy_export.py", "test_ray_runner.py",
                  "test_training.py", "test_controllers.py", "test_train_cli.py", "test_search.py", "test_jobs.py",
-                 "test_tune_adapter.py", "test_rerank.py", "test_scale_cli.py")
+                 "test_tune_adapter.py", "test_rerank.py", "test_report.py", "test_scale_cli.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nas", "search_spaces", "objectives", "runners")
 PLUGINS = ("search_spaces", "objectives", "runners")
-UPPER = ("nas.engine", "nas.store", "nas.jobs", "nas.deploy", "nas.commands", "nas.cli", "nas.__main__")
+UPPER = ("nas.engine", "nas.store", "nas.jobs", "nas.deploy", "nas.report", "nas.commands", "nas.cli",
+         "nas.__main__")
 
 
 def module_files() -> dict[str, Path]:

@@ -42,8 +42,9 @@ def killed_and_resumed(tmp_path_factory):
 def test_grid_run_completes_and_chooses_a_point(killed_and_resumed):
     out, _, resumed, _ = killed_and_resumed
     assert resumed.returncode == 0, resumed.stderr
-    for name in ("study.db", "run.json", "trials.csv", "scaling.csv", "scaling.json"):
+    for name in ("study.db", "run.json", "trials.csv", "scaling.csv", "scaling.json", "report.html"):
         assert (out / name).exists(), name
+    assert "report.html" in resumed.stdout  # the grid's report, rebuilt on --resume
     assert not (out / "b0.json").exists()
     frame = pd.read_csv(out / "scaling.csv")
     assert len(frame) == 6 and (frame.status == "ok").all() and frame.trial.notna().all()

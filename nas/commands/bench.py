@@ -34,8 +34,7 @@ def add_parser(sub: Any) -> None:
         description="Measure MODEL's inference on each runtime at each batch size and thread count: p50 and "
                     "p90 latency after warm-up, throughput (images/s at p50) and peak memory, in one table with "
                     "the speed-up over eager PyTorch. All configurations run in this process one after another; "
-                    "compare ratios, and run on an otherwise idle machine.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "compare ratios, and run on an otherwise idle machine.")
     add_model_arguments(p)
     p.add_argument("--runtime", default=",".join(RUNTIMES), help=f"comma-separated: {', '.join(RUNTIMES)}")
     p.add_argument("--int8", action="store_true", help="also measure the int8 model (ONNX Runtime static "

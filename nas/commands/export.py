@@ -28,8 +28,7 @@ def add_parser(sub: Any) -> None:
                     "file is reloaded and compared with PyTorch (TorchScript by torch.jit.load, ONNX by "
                     "onnxruntime) and the maximum absolute difference is printed. --int8 writes an ONNX Runtime "
                     "static-quantized ONNX file calibrated on the dataset's minival split and prints fp32 and "
-                    "int8 minival accuracy.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "int8 minival accuracy.")
     add_model_arguments(p)
     p.add_argument("--format", default="onnx", choices=FORMATS, help="file format")
     p.add_argument("--out", required=True, help="file to write (its folder is created)")

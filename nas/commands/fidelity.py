@@ -22,8 +22,7 @@ def add_parser(sub: Any) -> None:
                     "--seeds times at the reference fidelity; every score, and the parameter and multiply-add "
                     "counts, ranked against the reference, the seeds against each other (the noise ceiling). "
                     "Writes RUN/fidelity.json and RUN/fidelity.png; the trials are stages of the run "
-                    "(resumable).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "(resumable).")
     p.add_argument("run", help="run folder of a finished search")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--top", type=int, metavar="K", help="how many of the search's candidates to train again")

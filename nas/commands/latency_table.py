@@ -33,8 +33,7 @@ def add_parser(sub: Any) -> None:
                     "can contain at the target resolution (operator, input size, input/output width, kernel, "
                     "stride, expansion, SE, group size; first and repeated blocks), the stem and every head, at "
                     "batch 1; then time a few whole random candidates to calibrate the sum. The file is written "
-                    "as it goes: run the same command again after a kill and it resumes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "as it goes: run the same command again after a kill and it resumes.")
     b.add_argument("--space", required=True, help="built-in space name or a YAML space file")
     b.add_argument("--runtime", default="torch", help=f"one of: {', '.join(RUNTIMES)}")
     b.add_argument("--threads", type=int, default=1, help="inference threads")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,11 +11,11 @@ from rich.table import Table
 from nas.commands.console import fmt_count, fmt_float
 from nas.errors import ConfigError
 from nas.fileio import atomic_write_json, atomic_write_text
-from nas.jobs import run_objective
-from nas.pareto import DEFAULT_OBJECTIVES, Axes, analyze, common_reference, ideal_point, normalized_hypervolume
+from nas.jobs import run_axes
+from nas.pareto import Axes, analyze, common_reference, ideal_point, normalized_hypervolume
 from nas.pareto_plots import save_html, save_png
 from nas.ranking import trial_document
-from nas.store import open_run
+from nas.store import open_run, run_labels
 
 
 def add_parser(sub: Any) -> None:
@@ -25,8 +24,7 @@ def add_parser(sub: Any) -> None:
         description="Non-dominated candidates of one or several search runs over any objectives (columns of "
                     "trials.csv, each :max or :min). Failed and pruned trials are excluded and counted; an "
                     "architecture proposed twice counts once (its first trial). Several runs share one plot "
-                    "and one hypervolume reference point, so their hypervolumes compare.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "and one hypervolume reference point, so their hypervolumes compare.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) (the --out of nas search)")
     p.add_argument("--objectives", default=None,
                    help="comma-separated NAME:max|min over trials.csv columns, e.g. accuracy:max,latency_ms:min "
@@ -64,13 +62,7 @@ def _reference(text: str | None, k: int):
 
 def default_objectives(run_dir: str, storage: str | None = None) -> str:
     """The raw values and directions of the objective ``run_dir`` was searched with."""
-    directions = run_objective(open_run(run_dir, storage).config).directions
-    return ",".join(f"{name}:{direction}" for name, direction in directions.items()) or DEFAULT_OBJECTIVES
-
-
-def _labels(runs: Sequence[str]) -> list[str]:
-    names = [Path(r).resolve().name or str(r) for r in runs]
-    return names if len(set(names)) == len(names) else [str(r) for r in runs]
+    return run_axes(open_run(run_dir, storage).config)
 
 
 def _frontier_table(result, is_knee: int, b0: int | None):
@@ -136,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     stores, results = [], []
-    for run_dir, label in zip(args.runs, _labels(args.runs)):
+    for run_dir, label in zip(args.runs, run_labels(args.runs)):
         store = open_run(run_dir, args.storage)
         stores.append(store)
         results.append(analyze(store.dataframe(), objectives, label=label))

@@ -14,8 +14,7 @@ from nas.store import open_run
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("results", help="print or export the trials of a run",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser("results", help="print or export the trials of a run")
     p.add_argument("run", help="run folder (the --out of nas search)")
     p.add_argument("--top", type=int, default=10, help="how many ranked candidates to print")
     p.add_argument("--csv", default=None, help="write every trial to this CSV file (trials.csv columns)")

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from nas.api import load_spec
 from nas.commands.console import SearchProgress, fmt_count, fmt_float, make_console
+from nas.commands.report import report_at_end
 from nas.commands.search import add_run_flags, add_training_flags, runner_options
 from nas.compound import (
     Coefficients,
@@ -50,8 +51,7 @@ def _add_grid(sub: Any) -> None:
         description="Enumerate alpha, beta, gamma >= 1 on a grid, keep the points whose cost ratio is within "
                     "--tol (relative) of 2^phi, always add the paper's (1.2, 1.1, 1.15) as the reference, train "
                     "each point's proxy briefly and rank them. Writes study.db, trials.csv, scaling.csv and "
-                    "scaling.json (the chosen alpha, beta, gamma) into --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "scaling.json (the chosen alpha, beta, gamma) into --out.")
     g = p.add_argument_group("the grid")
     g.add_argument("--base", default=None,
                    help="base network: a preset name, RUN/b0.json or a spec JSON file (not needed with --resume)")
@@ -149,8 +149,10 @@ def run_grid(args: argparse.Namespace) -> int:
         result = grid.run()
     console.print(_grid_table(grid.dataframe(), f"Compound scaling grid of {out} (* chosen, ref: the paper's "
                                                 f"point, out: outside the constraint)", reward=c.objective != "accuracy"))
+    report = report_at_end(out, console, storage=grid.store.storage_url)
     console.print(f"{result.trained} trained, {result.reused} reused (same proxy), "
-                  f"{time.perf_counter() - start:.0f} s.  Outputs: {out}/scaling.csv, {out}/scaling.json")
+                  f"{time.perf_counter() - start:.0f} s.  Outputs: {out}/scaling.csv, {out}/scaling.json"
+                  + (f", {report}" if report else ""))
     if result.chosen is not None:
         ch = result.chosen
         console.print(f"chosen: alpha {ch.choices['alpha']:g}, beta {ch.choices['beta']:g}, "
@@ -192,8 +194,7 @@ def _add_apply(sub: Any) -> None:
         "apply", help="write b1.json .. bN.json of a base scaled by fixed alpha, beta, gamma",
         description="Scale a base by depth alpha^phi, width beta^phi and resolution gamma^phi for phi = 1..N and "
                     "write bN.json files (loadable wherever a spec is: nas show, nas train). Resolutions round "
-                    "to the nearest multiple of 4 (every published EfficientNet resolution is one).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "to the nearest multiple of 4 (every published EfficientNet resolution is one).")
     p.add_argument("--base", default=None,
                    help="base network: a preset name, RUN/b0.json or a spec JSON file (default with --from: the "
                         "grid's base)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.commands.console import SearchProgress, leaderboard_table, make_console, rerank_table
+from nas.commands.report import report_at_end
 from nas.errors import ConfigError
 from nas.ranking import RERANK, choose_b0, ranked, ties_with_b0
 
@@ -20,8 +21,7 @@ def add_parser(sub: Any) -> None:
         description="Search a factorized space: a controller proposes networks, each trains briefly as a "
                     "smaller proxy, and the reward combines accuracy with the full-size network's cost. "
                     "With no flags: the efficientnet space on the embedded digits data, the rl controller "
-                    "and the MnasNet reward ACC*(MACs/400M)^-0.07.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "and the MnasNet reward ACC*(MACs/400M)^-0.07.")
     g = p.add_argument_group("what to search")
     g.add_argument("--space", default="efficientnet",
                    help="search space: efficientnet, mnasnet, efficientnetv2, or a FILE.yaml")
@@ -224,8 +224,9 @@ def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) 
     choice = choose_b0(store.records())
     if choice is not None and choice.ranked_by == RERANK:
         console.print(rerank_table(choice, title="Re-ranked leaders (* B0: best mean re-ranked reward)"))
+    report = report_at_end(out, console, storage=store.storage_url)
     outputs = ", ".join(str(out / name) for name in ("trials.csv", "b0.json")) + \
-        (f", {out / 'study.db'}" if store.storage_url.startswith("sqlite") else "")
+        (f", {out / 'study.db'}" if store.storage_url.startswith("sqlite") else "") + (f", {report}" if report else "")
     console.print(f"{result.trained} trained, {result.reused} repeats reused, {result.failed} failed, "
                   f"{result.wall_time_s:.0f} s.  Outputs: {outputs}")
     _warn_about_chance(console, store)

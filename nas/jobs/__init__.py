@@ -28,4 +28,13 @@ def run_objective(config: Mapping[str, Any]) -> Any:
     return JOBS[config.get("kind", "search")].objective_of(config)
 
 
-__all__ = ["JOBS", "run_objective"]
+def run_axes(config: Mapping[str, Any]) -> str:
+    """The Pareto objectives of a stored run: its objective's raw values and directions
+    (``accuracy:max,macs:min`` for mnas), or :data:`nas.pareto.DEFAULT_OBJECTIVES` when it has none."""
+    from nas.pareto import DEFAULT_OBJECTIVES  # numpy: imported when a frontier is drawn
+
+    directions = run_objective(config).directions
+    return ",".join(f"{n}:{d}" for n, d in directions.items()) or DEFAULT_OBJECTIVES
+
+
+__all__ = ["JOBS", "run_axes", "run_objective"]

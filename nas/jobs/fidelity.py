@@ -209,12 +209,19 @@ def _stored_settings(run_dir: Path) -> FidelitySettings | None:
 
 def save_scatter(result: FidelityResult, path: Path) -> Path:
     """Proxy against higher fidelity, for accuracy and reward, with tau and rho in the titles."""
+    scatter_figure(result.pairs, result.agreement).savefig(path, format="png")
+    return path
+
+
+def scatter_figure(pairs: list[dict[str, Any]], agreement: Mapping[str, Any]) -> Any:
+    """The figure of :func:`save_scatter` from ``fidelity.json``'s ``candidates`` and ``agreement``
+    (a matplotlib Figure, built without pyplot; ``nas report`` draws it as SVG)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: imported only to draw
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 4.5), dpi=120)
     FigureCanvasAgg(fig)
-    usable = [p for p in result.pairs if p["fidelity_accuracy"] is not None and p["fidelity_reward"] is not None]
+    usable = [p for p in pairs if p["fidelity_accuracy"] is not None and p["fidelity_reward"] is not None]
     for i, what in enumerate(("accuracy", "reward")):
         ax = fig.add_subplot(1, 2, i + 1)
         xs = [p[f"proxy_{what}"] for p in usable]
@@ -222,7 +229,7 @@ def save_scatter(result: FidelityResult, path: Path) -> Path:
         ax.scatter(xs, ys, s=28, color="C0", edgecolors="black", linewidths=0.5)
         for p, x, y in zip(usable, xs, ys):
             ax.annotate(str(p["trial"]), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
-        stats = result.agreement.get(what)
+        stats = agreement.get(what)
         if stats:
             tau, rho = stats["kendall_tau"], stats["spearman_rho"]
             ax.set_title(f"{what}: Kendall tau {tau['value']:.2f} [{tau['low']:.2f}, {tau['high']:.2f}], "
@@ -231,13 +238,18 @@ def save_scatter(result: FidelityResult, path: Path) -> Path:
         ax.set_ylabel(f"higher-fidelity {what}")
         ax.grid(True, alpha=0.25)
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
+    return fig
 
 
 def save_measurement_scatter(measured: dict[str, Any], path: Path) -> Path:
     """The sampled candidates' reference accuracy against each score at the smallest proxy budget, and
     against the parameter and multiply-add counts, with Kendall's tau in each title."""
+    measurement_figure(measured).savefig(path, format="png")
+    return path
+
+
+def measurement_figure(measured: Mapping[str, Any]) -> Any:
+    """The figure of :func:`save_measurement_scatter` from ``fidelity.json`` of a ``sample`` check."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: imported only to draw
     from matplotlib.figure import Figure
 
@@ -263,10 +275,9 @@ def save_measurement_scatter(measured: dict[str, Any], path: Path) -> Path:
         ax.set_ylabel("reference accuracy (mean of seeds)", fontsize=7)
         ax.grid(True, alpha=0.25)
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path
+    return fig
 
 
 __all__ = ["FidelityResult", "FidelitySettings", "PLOT_FILE", "RESULT_FILE", "STAGE", "fidelity_stage",
-           "run_fidelity", "save_measurement_scatter", "save_scatter", "spread"]
+           "measurement_figure", "run_fidelity", "save_measurement_scatter", "save_scatter", "scatter_figure", "spread"]
 

@@ -11,9 +11,9 @@
 
 from nas.store.outputs import TRIALS_FILE, trials_frame, write_trials_csv
 from nas.store.records import COLUMNS, Reservation, TrialLog, TrialRecord
-from nas.store.run import LOCAL_KEYS, RUN_FILE, RunStore, config_difference, open_run, run_exists
+from nas.store.run import LOCAL_KEYS, RUN_FILE, RunStore, config_difference, open_run, run_exists, run_labels
 from nas.store.study import GRACE_S, HEARTBEAT_S, STUDY_FILE, STUDY_NAME, default_storage_url
 
 __all__ = ["COLUMNS", "GRACE_S", "HEARTBEAT_S", "LOCAL_KEYS", "RUN_FILE", "Reservation", "RunStore", "STUDY_FILE",
            "STUDY_NAME", "TRIALS_FILE", "TrialLog", "TrialRecord", "config_difference", "default_storage_url",
-           "open_run", "run_exists", "trials_frame", "write_trials_csv"]
+           "open_run", "run_exists", "run_labels", "trials_frame", "write_trials_csv"]

@@ -42,6 +42,12 @@ def run_exists(run_dir: str | Path) -> bool:
     return (Path(run_dir) / RUN_FILE).exists()
 
 
+def run_labels(run_dirs: Sequence[str | Path]) -> list[str]:
+    """How several runs are named side by side: their folder names, or the paths as given when two share one."""
+    names = [Path(r).resolve().name or str(r) for r in run_dirs]
+    return names if len(set(names)) == len(names) else [str(r) for r in run_dirs]
+
+
 def _check_writable(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -295,4 +301,5 @@ def open_run(run_dir: str | Path, storage: str | None = None) -> RunStore:
     return RunStore.open(run_dir, storage)
 
 
-__all__ = ["LOCAL_KEYS", "RUN_FILE", "RunStore", "check_sqlite_file", "config_difference", "open_run", "run_exists"]
+__all__ = ["LOCAL_KEYS", "RUN_FILE", "RunStore", "check_sqlite_file", "config_difference", "open_run", "run_exists",
+           "run_labels"]
