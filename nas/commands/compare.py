@@ -23,7 +23,7 @@ EXAMPLES = """examples:
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "compare", help="compare trained models: accuracy with 95% intervals, cost, paired tests and a verdict",
+        "compare", help="compare trained models: accuracy with 95%% intervals, cost, paired tests and a verdict",
         description=textwrap.fill(
             "Compare models trained by nas train (a folder holding model.pt, or the seed-K folders of nas train "
             "--seeds) under one recipe: models trained on other data or with other settings are refused. "
