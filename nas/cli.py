@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``nas/commands/<name>.py`` and exposes ``add_parser(subparsers)`` which
 registers its parser and sets ``func`` (a callable taking the parsed namespace and returning an exit
-code). A :class:`~nas.errors.NasError` becomes one line ``error: ...`` and exit code 2.
+code). A :class:`~nas.errors.NasError` becomes one line ``error: ...`` and exit code 2; Ctrl-C and
+SIGTERM become ``error: interrupted`` (130) and ``error: terminated`` (143) after the command cleaned up.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from typing import Sequence
 
 from nas.errors import NasError, with_flag
+from nas.interrupts import exit_code, message, stop_signals
 
 # Subcommand modules, in the order `nas --help` lists them.
 COMMANDS = ("search", "results", "fidelity", "show", "train", "scale", "pareto", "export", "bench",
@@ -58,6 +60,16 @@ def flag_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; Ctrl-C and SIGTERM stop it cleanly with one line (:mod:`nas.interrupts`)."""
+    with stop_signals():
+        try:
+            return _run(argv)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated): the command has cleaned up
+            sys.stderr.write(message(exc) + "\n")
+            return exit_code(exc)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -71,9 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NasError as exc:
         sys.stderr.write(f"error: {with_flag(exc, flag_names(parser, args))}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
