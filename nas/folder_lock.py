@@ -67,7 +67,7 @@ class FolderLock:
         self.folder = folder
         self.path = folder / LOCK_FILE
         self.made_folder = made_folder  # this process created the folder to lock it
-        self._release = weakref.finalize(self, _let_go, self.path, fd, os.getpid())
+        self._release = weakref.finalize(self, _let_go, self.path, fd, os.getpid(), made_folder)
 
     @classmethod
     def take(cls, folder: str | Path, field: str = "out", note: Callable[[str], None] = _note) -> "FolderLock":
@@ -81,7 +81,8 @@ class FolderLock:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"{field} {folder}: cannot create folder ({exc.strerror or exc})", field=field) from None
+            raise StorageError(f"{field} {folder}: cannot create the output folder ({exc.strerror or exc})",
+                               field=field) from None
         path = folder / LOCK_FILE
         while True:
             try:
@@ -112,7 +113,8 @@ class FolderLock:
         return self._release.alive
 
     def release(self) -> None:
-        """Remove the lock file and let go of the lock (idempotent)."""
+        """Remove the lock file and let go of the lock, and remove the folder when this lock made it and
+        nothing else was written (a job refused before its first file leaves no folder); idempotent."""
         self._release()
 
 
@@ -131,13 +133,15 @@ def _same_file(fd: int, path: Path) -> bool:
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
-def _let_go(path: Path, fd: int, pid: int) -> None:
+def _let_go(path: Path, fd: int, pid: int, made_folder: bool) -> None:
     """Remove the lock file (while still holding it, so a waiting opener sees a new file) and close it."""
     if os.getpid() != pid:  # a forked child inherited the descriptor: the lock is its parent's
         return
     try:
         if _same_file(fd, path):
             os.unlink(path)
+            if made_folder:
+                os.rmdir(path.parent)  # only when empty
     except OSError:
         pass
     finally:
