@@ -63,4 +63,20 @@ def stop_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-__all__ = ["Terminated", "exit_code", "message", "stop_signals"]
+@contextlib.contextmanager
+def keep_signal_handlers() -> Iterator[None]:
+    """Put back the SIGINT and SIGTERM handlers a library replaced inside the block (``ray.init`` makes
+    SIGTERM a bare ``sys.exit``, which would skip the clean stop)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+__all__ = ["Terminated", "exit_code", "keep_signal_handlers", "message", "stop_signals"]
