@@ -148,4 +148,4 @@ def _let_go(path: Path, fd: int, pid: int, made_folder: bool) -> None:
         os.close(fd)
 
 
-__all__ = ["FolderLock", "Holder", "LOCK_FILE"]
+__all__ = ["LOCK_FILE", "FolderLock", "Holder"]

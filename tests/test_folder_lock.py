@@ -65,7 +65,8 @@ def test_processes_started_at_one_moment_get_the_lock_once(tmp_path):
     for proc in procs:
         proc.stdin.close()
         assert proc.wait() == (0 if proc.pid == winners[0] else 2)
-    assert list(folder.iterdir()) == []  # the winner removed its lock file when it let go
+    assert not (folder / LOCK_FILE).exists()  # the winner removed its lock file when it let go ...
+    assert not folder.exists() or list(folder.iterdir()) == []  # ... and the folder, if it made it
 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over_saying_so(tmp_path):
