@@ -22,7 +22,7 @@ import os
 import socket
 import sys
 import weakref
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -103,7 +103,7 @@ class FolderLock:
             os.close(fd)  # its last holder removed the file between our open and our lock: open the new one
         left = Holder.parse(_read(fd))
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(Holder.of_this_process().__dict__).encode(), 0)
+        os.pwrite(fd, json.dumps(asdict(Holder.of_this_process())).encode(), 0)
         if left is not None:
             note(f"note: {folder}: taking over the lock left by {left.describe()}, which is no longer running")
         return cls(folder, fd, made)
