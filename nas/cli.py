@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``nas/commands/<name>.py`` and exposes ``add_parser(subparsers)`` which
 registers its parser and sets ``func`` (a callable taking the parsed namespace and returning an exit
-code). A :class:`~nas.errors.NasError` becomes one line ``error: ...`` and exit code 2.
+code). A :class:`~nas.errors.NasError` becomes one line ``error: ...`` and exit code 2; Ctrl-C and
+SIGTERM become ``error: interrupted`` (130) and ``error: terminated`` (143) after the command cleaned up.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from typing import Any, Sequence
 
 from nas.errors import NasError, with_flag
+from nas.interrupts import exit_code, message, stop_signals
 
 # Subcommand modules, in the order `nas --help` lists them.
 COMMANDS = ("search", "results", "report", "fidelity", "show", "train", "compare", "scale", "pareto", "export",
@@ -95,6 +97,16 @@ def given_dests(argv: Sequence[str]) -> frozenset[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; Ctrl-C and SIGTERM stop it cleanly with one line (:mod:`nas.interrupts`)."""
+    with stop_signals():
+        try:
+            return _run(argv)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated): the command has cleaned up
+            sys.stderr.write(message(exc) + "\n")
+            return exit_code(exc)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -110,9 +122,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NasError as exc:
         sys.stderr.write(f"error: {with_flag(exc, flag_names(parser, args))}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted\n")
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,9 @@ same network train once; two search proposals that build the same network train 
 **Resume.** A killed process loses only what was training. Its reservations stay RUNNING in the
 study; the same run folder resumed adopts and trains them first, under their original numbers, so
 trial numbers stay contiguous. Finished trials the controller checkpoint had not seen are replayed.
+A process that stops on purpose (Ctrl-C, SIGTERM, an error) releases what it holds when the engine
+closes; released reservations are claimed before anything new is proposed, by a resume or by any
+process sharing the study, and train under their original numbers.
 
 **Several processes on one study.** Reservations carry a heartbeat (Optuna's RDB heartbeat). A
 process counts every reservation below its own before training (exact totals), reuses what any
@@ -148,6 +151,10 @@ class _Heartbeat:
             if numbers:
                 self.store.heartbeat(numbers)
 
+    def held(self) -> list[int]:
+        with self._lock:
+            return sorted(self.numbers)
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=HEARTBEAT_S + 1)
@@ -230,7 +237,12 @@ class Engine:
         return self._runner.capacity if self._runner is not None else 1
 
     def close(self) -> None:
+        """Stop: reservations still held (an interrupt, an error) are released at once for a resume or
+        another process, then the runner's workers are stopped."""
         self._heartbeat.stop()
+        for number in self._heartbeat.held():
+            self.store.release(number)
+            self._heartbeat.remove(number)
         if self._runner is not None:
             runner, self._runner = self._runner, None
             runner.close()
@@ -243,7 +255,8 @@ class Engine:
         run = _Pass(stage, promotions)
         for s in run.stages:
             run.told[s.name] = self._restore(s)
-            run.adopt += [(s, r) for r in self.store.reservations(s.name) if r.owner == self.store.owner]
+            run.adopt += [(s, r) for r in self.store.reservations(s.name)
+                          if r.owner == self.store.owner and not r.released]
         last_stale_check = 0.0
         while True:
             while len(run.in_flight) < self._capacity():
@@ -276,8 +289,11 @@ class Engine:
     def _next_job(self, run: _Pass) -> _Job | None:
         """An adopted reservation, a due promotion, or a new proposal reserved within the stage's budget
         (None: nothing to start now)."""
-        if run.adopt:
-            stage, reservation = run.adopt.pop(0)
+        adopted = run.adopt.pop(0) if run.adopt else self._claim_released(run)
+        if adopted is not None:
+            stage, reservation = adopted
+            self._heartbeat.add(reservation.number)
+            self.store.heartbeat([reservation.number])  # its last beat may be old: alive from now on
             indices = tuple(reservation.indices)
             plan = stage.plan(indices)
             return _Job(reservation.number, Proposal(-1 - reservation.number, indices), plan,
@@ -299,15 +315,27 @@ class Engine:
         choices = {d.name: d.options[i] for d, i in zip(stage.decisions, proposal.choices)}
         number = self.store.reserve(stage.name, choices, proposal.choices, stage.decisions, plan.full,
                                     arch_string(plan.full), key)
+        self._heartbeat.add(number)  # held from now on: released if the process stops before it finishes
         if not self.store.within_budget(number, stage.name, stage.trials):
             self.store.give_up(number, "another process filled the stage's budget first")
+            self._heartbeat.remove(number)
             return None
         if due is not None:
             proposal = Proposal(-1 - number, proposal.choices)
         return _Job(number, proposal, plan, key, stage)
 
+    def _claim_released(self, run: _Pass) -> tuple[Stage, Any] | None:
+        """A reservation released by a process that stopped (this run folder's earlier process, or another
+        sharing the study), claimed for this pass's stages; None when there is none left to claim."""
+        stages = {s.name: s for s in run.stages}
+        for reservation in self.store.reservations():
+            stage = stages.get(reservation.stage)
+            if (reservation.released and stage is not None and len(reservation.indices) == len(stage.decisions)
+                    and self.store.claim(reservation.number)):
+                return stage, reservation
+        return None
+
     def _dispatch(self, run: _Pass, job: _Job) -> None:
-        self._heartbeat.add(job.number)
         done, elsewhere = self._trained_or_training_elsewhere(job.key, job.number)
         if done is not None:
             self._finish(run, job, done.metrics, done.number)
@@ -359,7 +387,8 @@ class Engine:
         """
         if reservations is None:
             reservations = self.store.reservations()
-        return any(r.train_key == key and r.number < number and r.owner != self.store.owner for r in reservations)
+        return any(r.train_key == key and r.number < number and r.owner != self.store.owner and not r.released
+                   for r in reservations)
 
     def _resolve_foreign(self, run: _Pass) -> None:
         """Jobs waiting on another process: reuse its result, or train it here if that process died."""

@@ -30,6 +30,7 @@ from typing import Any
 
 from nas.data.ref import DatasetRef
 from nas.errors import ConfigError, unknown_name
+from nas.interrupts import keep_signal_handlers
 from nas.metrics import Metrics
 from runners.base import Runner, TrainJob
 from runners.ray_support import (
@@ -210,7 +211,8 @@ class RayRunner(Runner):
         if address:
             self._probe(address, node_ip_address, timeout_s)
             try:
-                ray.init(address=address, **options)
+                with keep_signal_handlers():  # SIGTERM stays a clean stop (nas.interrupts), not ray's sys.exit
+                    ray.init(address=address, **options)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise ConfigError(f"address {address}: cannot join a Ray cluster there "
                                   f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
@@ -220,8 +222,9 @@ class RayRunner(Runner):
             reaped = reap_stale_sessions(root)
             if reaped:
                 self._log("reaped", pids=reaped, note="processes left by a killed driver of this run")
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                     _temp_dir=str(root), **options)
+            with keep_signal_handlers():
+                ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                         _temp_dir=str(root), **options)
             if self.run_dir is not None:
                 link_logs(self.run_dir, root)
         self._owns_connection = True

@@ -18,7 +18,8 @@ Usage::
                         cluster.head.ip, ...], env=cluster.driver_env())
         node.kill_raylet()                                     # lose the node mid-search
 
-``start_cluster`` stops every node when the block ends, however it ends.
+``start_cluster`` stops every node when the block ends, however it ends, and when pytest itself is
+killed (a :class:`server_watchdog.Watchdog` guards the nodes).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+from server_watchdog import Watchdog
 
 RAY = str(Path(sys.executable).with_name("ray"))
 START_TIMEOUT_S = 90.0
@@ -148,6 +151,7 @@ class RayCluster:
     head: RayNode | None = None
     nodes: list[RayNode] = field(default_factory=list)
     port: int = 0
+    watchdog: Watchdog | None = None  # told the session of every node started
 
     @property
     def address(self) -> str:
@@ -173,6 +177,8 @@ class RayCluster:
                                        cwd=self.root)
         node = RayNode(ip=ip, temp_dir=temp_dir, process=process, log=log)
         self.nodes.append(node)
+        if self.watchdog is not None:
+            self.watchdog.guard_session(process.pid)
         return node
 
     def start_head(self, ip: str, num_cpus: int = 1, num_gpus: int = 0, env: dict[str, str] | None = None) -> RayNode:
@@ -223,14 +229,18 @@ def start_cluster(head_ip: str = "127.0.0.2", num_cpus: int = 1, num_gpus: int =
     removed at the end. ``env`` is extra environment for the head's processes (its workers inherit it).
     """
     root = Path(tempfile.mkdtemp(prefix="nasray-", dir="/tmp"))
+    watchdog = Watchdog.start()  # stops every node if pytest dies before the finally below can
+    watchdog.guard_folder(root)  # each node's processes name its temp dir, below root
+    watchdog.remove(root)
     cluster = RayCluster(root=root, env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-                                         "RAY_USAGE_STATS_ENABLED": "0"})
+                                         "RAY_USAGE_STATS_ENABLED": "0"}, watchdog=watchdog)
     try:
         cluster.start_head(head_ip, num_cpus=num_cpus, num_gpus=num_gpus, env=env)
         yield cluster
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+        watchdog.close()
 
 
 __all__ = ["RayCluster", "RayNode", "free_port", "kill_session", "session_pids", "start_cluster"]

@@ -2,7 +2,8 @@
 
 :func:`start_postgres` runs ``initdb`` and ``pg_ctl`` in a fresh temporary folder, listening only
 on a loopback address and a free port, with password authentication for TCP connections (so that
-wrong credentials are really refused), and stops the server when the block ends, however it ends.
+wrong credentials are really refused), and stops the server when the block ends, however it ends,
+and when pytest itself is killed (a :class:`server_watchdog.Watchdog` guards the server).
 
 - **Binaries.** Found by themselves: ``$NAS_PG_BINDIR``, then the newest
   ``/usr/lib/postgresql/<version>/bin`` (Debian and Ubuntu install the server there, outside
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from cluster import free_port
+from server_watchdog import Watchdog
 
 BINDIR_ENV = "NAS_PG_BINDIR"
 HOST = "127.0.0.5"
@@ -172,6 +174,9 @@ def start_postgres(host: str = HOST) -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="naspg-", dir="/tmp"))  # short: the unix socket lives here
     server = PostgresServer(bindir=bindir, root=root, host=host, port=free_port(host), user=SUPERUSER,
                             password=secrets.token_hex(16), account=_server_user())
+    watchdog = Watchdog.start()  # stops the server if pytest dies before the finally below can
+    watchdog.guard_folder(server.data_dir, signal.SIGQUIT)  # the postmaster names it; SIGQUIT: -m immediate
+    watchdog.remove(root)
     try:
         server._hand_over()
         server.start()
@@ -179,6 +184,7 @@ def start_postgres(host: str = HOST) -> Iterator[PostgresServer]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+        watchdog.close()
 
 
 __all__ = ["BINDIR_ENV", "PostgresServer", "find_pg_bindir", "missing_reason", "start_postgres"]

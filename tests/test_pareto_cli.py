@@ -60,6 +60,7 @@ def make_run(root: Path, name: str, rows: list[dict], seed: int = 0) -> Path:
         record = store.record(record, DECISIONS)
         first_of_key.setdefault(key, record.number)
     store.write_trials_csv()
+    store.close()  # let go of the folder's lock: the run is written
     return run
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -133,6 +137,67 @@ def test_kill_and_resume_loses_and_retrains_nothing(tmp_path):
     again = nas_here(*args, "--resume")
     assert again.returncode == 0 and "0 trained" in again.stdout
     assert len(open_run(out).dataframe()) == 6
+
+
+def test_an_interrupted_trial_resumes_under_its_own_number(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while trial 0 trains: ``error: interrupted`` (130), its reservation released (not left
+    RUNNING), the lock let go; the resume trains that network as trial 0, not as a new trial."""
+    import runners.local
+
+    real, calls = runners.local.run_job, []
+
+    def interrupted_the_first_time(job):
+        calls.append(job.trial)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(runners.local, "run_job", interrupted_the_first_time)
+    out = tmp_path / "stopped"
+    args = ["search", "--out", str(out), "--trials", "1", "--controller", "random", "--quiet", *FAST_FLAGS]
+    assert main(args) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+    (released,) = open_run(out).reservations()
+    assert released.number == 0 and released.released  # free at once for a resume or another process
+    assert (out / "trials.csv").exists() and not (out / ".lock").exists()
+    assert main([*args, "--resume"]) == 0
+    frame = open_run(out).dataframe()
+    assert list(frame.trial) == [0] and frame.status[0] == "ok"
+    assert open_run(out).trial(0).train_key == released.train_key  # the interrupted network, under its number
+    assert calls == [0, 0] and open_run(out).reservations() == []
+
+
+@pytest.mark.slow(reason="SIGTERM to a nas search process mid-trial, then --resume (two processes)")
+def test_sigterm_releases_writes_the_outputs_and_resumes_under_the_same_numbers(tmp_path):
+    out = tmp_path / "terminated"
+    args = ["search", "--out", str(out), "--trials", "3", "--controller", "random", "--quiet", *FAST_FLAGS]
+    proc = subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+
+    def training_after_one_finished() -> bool:
+        if not trials_stored(out, 1)():
+            return False
+        return bool(open_run(out).reservations())
+
+    while not training_after_one_finished():
+        assert proc.poll() is None and time.time() < deadline, "never saw a trial training after the first"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143 and err == "error: terminated\n", err
+    store = open_run(out)
+    done = store.dataframe()
+    held = store.reservations()
+    assert held and all(r.released for r in held)  # no trial left RUNNING
+    assert list(pd.read_csv(out / "trials.csv").trial) == list(done.trial) and (out / "b0.json").exists()
+    resumed = nas_here(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    after = open_run(out).dataframe()
+    assert list(after.trial) == [0, 1, 2] and after.key.nunique() == 3  # as many networks as trials
+    for r in held:
+        assert open_run(out).trial(r.number).train_key == r.train_key
+    assert f"{3 - len(done)} trained" in resumed.stdout  # only what had not finished
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -208,3 +208,23 @@ def test_a_network_finished_elsewhere_between_the_two_reads_is_not_trained_again
     done, elsewhere = Engine._trained_or_training_elsewhere(engine, "same-network", b)
     assert done is None and elsewhere  # waits, then reuses what the first process stored
     assert read_records("same-network").number == a
+
+
+def test_a_released_reservation_is_taken_over_at_once_under_its_number(tmp_path):
+    """A process that stops (Ctrl-C, SIGTERM) releases its reservation: another process sharing the study
+    claims it at once, not after the heartbeat's grace, keeps its number, and no one else can claim it."""
+    from types import SimpleNamespace
+
+    from nas.engine import Engine
+
+    first, second, spec, a, b = two_processes_reserving_one_network(tmp_path)
+    assert Engine._trains_elsewhere(SimpleNamespace(store=second), "same-network", b)  # a is training
+    first.release(a)
+    (held,) = [r for r in second.reservations() if r.number == a]
+    assert held.released and held.owner == first.owner
+    assert first.counted("search") == 2  # still counted against the budget: someone trains it
+    assert not Engine._trains_elsewhere(SimpleNamespace(store=second), "same-network", b)  # no one trains it now
+    assert second.claim(a)
+    assert not first.claim(a) and not second.claim(a)  # claimed once
+    (taken,) = [r for r in first.reservations() if r.number == a]
+    assert not taken.released and taken.owner == second.owner

@@ -124,6 +124,34 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
         assert all(torch.equal(first[weights][k], second[weights][k]) for k in first[weights]), stopped_at
 
 
+@pytest.mark.slow(reason="SIGTERM of a nas train process of its own, then --resume equal to the uninterrupted run")
+def test_sigterm_stops_with_one_line_and_the_last_epoch_resumes(finished, tmp_path):
+    """SIGTERM after the first epoch: ``error: terminated``, exit 143, ``last.pt`` of that epoch kept,
+    no lock left; ``--resume`` ends with the weights and history of the uninterrupted training."""
+    args = ["train", *SMALL[:7], "--epochs", "2", "--batch-size", "64", "--threads", "1"]
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "nas", *args, "--out", str(stopped)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not ((stopped / "history.csv").is_file() and _history(stopped)):
+        assert proc.poll() is None and time.monotonic() < deadline, "never saw the first epoch"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143 and err.splitlines()[-1] == "error: terminated", err
+    assert "Traceback" not in err
+    assert (stopped / "last.pt").is_file() and not (stopped / "model.pt").exists() and not (stopped / ".lock").exists()
+    before = torch.get_num_threads()
+    resumed = nas_here(*args, "--out", str(stopped), "--resume", "--json")
+    torch.set_num_threads(before)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["resumed_at_step"] > 0
+    assert _history(stopped) == _history(finished)
+    first = torch.load(finished / "model.pt", weights_only=True)
+    second = torch.load(stopped / "model.pt", weights_only=True)
+    assert all(torch.equal(first["state_dict"][k], second["state_dict"][k]) for k in first["state_dict"])
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
 

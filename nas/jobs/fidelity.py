@@ -132,6 +132,13 @@ def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str |
     candidates drawn from the space (``sample``; :mod:`nas.jobs.proxy_measurement`)."""
     run_dir = Path(run_dir)
     search = Search(SearchConfig(), run_dir, storage=storage, resume=True, overrides={}, on_trial=on_trial)
+    try:
+        return _check(search, run_dir, settings, plot)
+    finally:
+        search.close()  # the run folder's lock
+
+
+def _check(search: Search, run_dir: Path, settings: FidelitySettings, plot: bool) -> FidelityResult:
     if settings.sample is not None:
         points = sampled_points(search, settings.sample)
         stages: list[Stage] = list(measurement_stages(search, settings, points))
@@ -145,14 +152,11 @@ def run_fidelity(run_dir: str | Path, settings: FidelitySettings, storage: str |
         raise ConfigError(f"{run_dir} already holds a fidelity check with other settings ({given}); repeat "
                           f"them to resume it, or copy the run folder to check another fidelity")
     atomic_write_json(run_dir / RESULT_FILE, {"settings": asdict(settings), "complete": False})
-    engine = search.make_engine(latency=search.latency)
     trained = reused = 0
-    try:
+    with search.running(latency=search.latency) as engine:
         for stage in stages:
             outcome = engine.run(stage)
             trained, reused = trained + outcome.trained, reused + outcome.reused
-    finally:
-        engine.close()
     cfg = search.config
     about_search = {"epochs": search.parts.budget.epochs, "proxy_width": cfg.proxy_width,
                     "proxy_depth": cfg.proxy_depth, "proxy_resolution": cfg.proxy_resolution,

@@ -122,12 +122,12 @@ class ScaleGrid(Job):
 
     # ------------------------------------------------------------------------------- loop
     def run(self) -> ScaleGridResult:
-        engine = self.make_engine()
         try:
-            result = engine.run(self.stage())
+            with self.running() as engine:
+                result = engine.run(self.stage())
+            self.write_outputs()
         finally:
-            engine.close()
-        self.write_outputs()
+            self.close()
         return ScaleGridResult(self.out, self.store, self.points, self.chosen(), result.trained, result.reused,
                                result.wall_time_s)
 

@@ -134,6 +134,7 @@ class Search(Job):
                          overrides=overrides)
         done = len(self.store.records(SEARCH_STAGE))
         if self.config.trials < done:
+            self.close()
             raise ConfigError(f"trials {self.config.trials} is below the {done} trials this run already holds",
                               field="trials")
 
@@ -227,16 +228,19 @@ class Search(Job):
 
     # --------------------------------------------------------------------------------- run
     def run(self) -> SearchResult:
-        engine = self.make_engine(latency=self.latency)
-        stages: dict[str, StageResult] = {}
         try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> SearchResult:
+        stages: dict[str, StageResult] = {}
+        with self.running(latency=self.latency) as engine:
             stages[SEARCH_STAGE] = engine.run(self.search_stage(), self.halving)
             if self.halving is not None:
                 self.halving.close()
             if self.config.rerank:
                 stages[RERANK_STAGE] = engine.run(self.rerank_stage())
-        finally:
-            engine.close()
         self.write_outputs()
         first_errors: dict[str, tuple[int, str]] = {}
         for result in stages.values():

@@ -15,11 +15,12 @@ run store. What they share is written here once:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from nas.controllers.sequence import SequenceController
 from nas.data.ref import DatasetRef, cached_dataset, dataset_ref
@@ -30,7 +31,7 @@ from nas.errors import ConfigError, StorageError
 from nas.limits import MAX_EPOCHS, check_at_most, check_seed
 from nas.metrics import SCORES
 from nas.spec import ArchSpec
-from nas.store import RunStore, TrialRecord, run_exists
+from nas.store import RunStore, TrialRecord
 from nas.training.budget import TrainBudget
 from objectives import Objective, objective_from_settings
 from runners import runner_factory
@@ -224,35 +225,44 @@ class Job:
         self.out = Path(out)
         self.on_trial = on_trial
         if resume:
-            self.store = RunStore.open(self.out, storage, write=True)
-            stored_kind = self.store.config.get("kind", "search")
-            if stored_kind != self.kind:
-                raise StorageError(f"{self.out} holds a {stored_kind} run, not a {self.kind} run; resume it with "
-                                   "its own command")
-            stored = self.config_class.from_dict(self.store.config)
-            changes = self.resume_changes(config, stored, overrides)
-            # A setting given again with its stored value changes nothing; any other is refused, not ignored.
-            changes = {k: v for k, v in changes.items() if k in self.resumable or _plain(v) != _plain(getattr(stored, k))}
-            bad = sorted(set(changes) - set(self.resumable))
-            if bad:
-                raise ConfigError(f"{bad[0]} cannot change when a run resumes: the run keeps its stored value "
-                                  f"{_plain(getattr(stored, bad[0]))!r} (start a new run to change it)", field=bad[0])
-            self.config = replace(stored, **changes)
-            self.parts = build_parts(self.config, self.out)
-            self.prepare()
-            if changes:  # what this resume changed is what the run is now (a later fidelity check reads it)
-                self.store.update_config(**self.config_changes(changes))
+            self.store = RunStore.open(self.out, storage, write=True)  # holds the folder's lock until close()
+            try:
+                self._resume(config, overrides)
+            except BaseException:
+                self.close()
+                raise
         else:
             self.config = config
             self.parts = build_parts(config, self.out)  # every name the user gave is checked before any file
             self.prepare()
-            if run_exists(self.out):
-                raise StorageError(f"{self.out} already holds a run; resume it or choose another output folder",
-                                   field="out")
             self.store = RunStore.create(self.out, self.config.to_dict(), storage, kind=self.kind, study_name=study,
-                                         metrics=self.study_metrics())
+                                         metrics=self.study_metrics())  # refused while another process holds it
             if self.store.config.get("trials", None) != getattr(self.config, "trials", None):  # joined a shared study
                 self.config = replace(self.config, trials=int(self.store.config["trials"]))
+
+    def _resume(self, config: Any, overrides: Mapping[str, Any] | None) -> None:
+        """Open the stored run: its kind and configuration, changed only in :attr:`resumable`."""
+        stored_kind = self.store.config.get("kind", "search")
+        if stored_kind != self.kind:
+            raise StorageError(f"{self.out} holds a {stored_kind} run, not a {self.kind} run; resume it with "
+                               "its own command")
+        stored = self.config_class.from_dict(self.store.config)
+        changes = self.resume_changes(config, stored, overrides)
+        # A setting given again with its stored value changes nothing; any other is refused, not ignored.
+        changes = {k: v for k, v in changes.items() if k in self.resumable or _plain(v) != _plain(getattr(stored, k))}
+        bad = sorted(set(changes) - set(self.resumable))
+        if bad:
+            raise ConfigError(f"{bad[0]} cannot change when a run resumes: the run keeps its stored value "
+                              f"{_plain(getattr(stored, bad[0]))!r} (start a new run to change it)", field=bad[0])
+        self.config = replace(stored, **changes)
+        self.parts = build_parts(self.config, self.out)
+        self.prepare()
+        if changes:  # what this resume changed is what the run is now (a later fidelity check reads it)
+            self.store.update_config(**self.config_changes(changes))
+
+    def close(self) -> None:
+        """The job is over: let go of its run folder's lock (its store can still be read)."""
+        self.store.close()
 
     # ------------------------------------------------------------------------ for subclasses
     def resume_changes(self, given: Any, stored: Any, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -294,6 +304,21 @@ class Job:
                 engine.close()
                 raise
         return engine
+
+    @contextlib.contextmanager
+    def running(self, latency: Callable[[ArchSpec], float] | None = None) -> Iterator[Engine]:
+        """The job's engine for one run, closed however the run ends (reservations it still holds
+        released, workers stopped); on Ctrl-C or SIGTERM the job's outputs are written before the
+        interrupt goes on, so they hold everything that finished."""
+        engine = self.make_engine(latency=latency)
+        try:
+            yield engine
+        except KeyboardInterrupt:
+            engine.close()
+            self.write_outputs()
+            raise
+        finally:
+            engine.close()
 
     def measure_references(self, engine: Engine) -> None:
         """Train the reference network where candidates train (its own stage: once per study, reused on

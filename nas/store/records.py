@@ -68,7 +68,8 @@ class TrialRecord:
 
 @dataclass(frozen=True)
 class Reservation:
-    """A trial that is training (or was, in a process that died)."""
+    """A trial that is training (or was, in a process that died), or was released unfinished by a process
+    that stopped (``released``: Ctrl-C, SIGTERM; whoever claims it first trains it under its number)."""
 
     number: int
     trial_id: int
@@ -76,6 +77,7 @@ class Reservation:
     train_key: str
     indices: tuple[int, ...]
     owner: str
+    released: bool = False
 
 
 def decode(trial: Any) -> TrialRecord:
@@ -93,7 +95,7 @@ class TrialLog:
     """The study's trials as records and reservations, refreshed from the storage on :meth:`refresh`.
 
     ``records`` are in trial order; ``trained[train_key]`` is the record that trained a job (not a
-    reuse of it); ``reservations`` are the RUNNING trials of the last refresh.
+    reuse of it); ``reservations`` are the RUNNING (and released: WAITING) trials of the last refresh.
     """
 
     def __init__(self, study: Any) -> None:
@@ -113,13 +115,11 @@ class TrialLog:
             if number in self._by_number or number in self._ended:
                 continue
             attrs = trial.user_attrs
-            if trial.state.name == "RUNNING":
+            if trial.state.name in ("RUNNING", "WAITING"):
                 if "train_key" in attrs:
                     reservations.append(Reservation(number, trial._trial_id, attrs.get("stage", "search"),
                                                     attrs["train_key"], tuple(attrs.get("indices", ())),
-                                                    attrs.get("owner", "")))
-            elif trial.state.name == "WAITING":
-                continue
+                                                    attrs.get("owner", ""), released=trial.state.name == "WAITING"))
             elif "metrics" in attrs:
                 new.append(decode(trial))
             else:

@@ -15,6 +15,12 @@ A process that dies leaves its reservations ``RUNNING``. The same run folder res
 study sees them go stale once their heartbeat stops (Optuna's RDB heartbeat) and fails them with
 :meth:`fail_stale`. A reservation that ends without metrics (given up, over budget, stale) is not a
 candidate: it is no record and no count.
+
+A process that stops on purpose (Ctrl-C, SIGTERM) does not wait for the heartbeat to tell: it
+:meth:`release` s what it holds (Optuna's ``WAITING`` state: number, network and stage kept, still
+counted against the budget), and the first process to :meth:`claim` one (a resume of the run
+folder, or another process sharing the study) trains it under its original number. The claim is
+Optuna's own atomic ``WAITING -> RUNNING`` transition, so two claimers never both win.
 """
 
 from __future__ import annotations
@@ -117,6 +123,29 @@ class Reservations:
         except optuna.exceptions.UpdateFinishedTrialError:
             pass
         self.log.ended(number)
+
+    def release(self, number: int) -> None:
+        """Hand back a reservation this process will not finish (it stops): claimable at once, number kept."""
+        from optuna.trial import TrialState  # optuna: imported when a study is used
+
+        try:
+            self._storage.set_trial_state_values(self._trial_id(number), TrialState.WAITING)
+        except Exception:  # noqa: BLE001 - finished meanwhile, or the storage is gone: then the heartbeat tells
+            pass
+
+    def claim(self, number: int) -> bool:
+        """Take over a released reservation (RUNNING again, owned by this process); False if another took it."""
+        from optuna.trial import TrialState  # optuna: imported when a study is used
+
+        try:
+            trial_id = self._trial_id(number)
+            self._storage.record_heartbeat(trial_id)  # before it runs again: a stale heartbeat would fail it at once
+            if not self._storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                return False
+            self._storage.set_trial_user_attr(trial_id, "owner", self.owner)
+        except Exception:  # noqa: BLE001 - finished, or claimed by another process in the same instant
+            return False
+        return True
 
     def heartbeat(self, numbers: Sequence[int]) -> None:
         """Mark this process's reservations alive (called every ``HEARTBEAT_S`` while they train)."""

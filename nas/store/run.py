@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from nas.errors import StorageError
 from nas.fileio import atomic_write_json, read_json_object
+from nas.folder_lock import FolderLock
 from nas.spec import ArchSpec
 from nas.store.outputs import trials_frame, write_trials_csv
 from nas.store.records import Reservation, TrialLog, TrialRecord
@@ -91,16 +92,19 @@ class RunStore:
     Reading: :meth:`records`, :meth:`reservations`, :meth:`trained_record`, :meth:`dataframe` (each
     reads what changed in the study first). Writing goes through the reservation protocol
     (:meth:`reserve`, :meth:`complete`, ...), whose records join the log without a read.
+    A store opened to write (:meth:`create`, :meth:`open` with ``write``) holds the folder's lock
+    (:mod:`nas.folder_lock`) until :meth:`close`; a reader holds none.
     """
 
     def __init__(self, run_dir: Path, storage_url: str, study: Any, config: dict[str, Any],
-                 created: bool = False) -> None:
+                 created: bool = False, lock: FolderLock | None = None) -> None:
         self.run_dir = run_dir
         self.storage_url = storage_url
         self.study = study
         self.config = config
         self.owner: str = config.get("owner", "")
         self.created = created  # this process made the folder (a failed set-up may remove it again)
+        self.lock = lock
         self.log = TrialLog(study)
         self.book = Reservations(study, self.log, self.owner, self.metric_names, storage_url)
 
@@ -120,16 +124,16 @@ class RunStore:
         import optuna  # optuna: imported when a study is used
 
         run_dir = Path(run_dir)
-        if run_exists(run_dir):
-            raise StorageError(f"{run_dir} already holds a run; resume it or choose another output folder",
-                               field="out")
         existed = run_dir.exists()
-        if storage is None and (run_dir / STUDY_FILE).exists():
-            raise StorageError(f"out {run_dir} holds a {STUDY_FILE} but no {RUN_FILE}: it is not a run folder of "
-                               "this toolkit; choose another output folder", field="out")
-        _check_writable(run_dir)
+        lock = FolderLock.take(run_dir)  # before anything is read or written: a second process stops here
+        try:
+            _refuse_existing(run_dir, storage)
+        except BaseException:
+            lock.release()
+            raise
         url = storage or default_storage_url(run_dir)
         try:
+            _check_writable(run_dir)
             backend = open_storage(url, field="storage" if storage else None)
             if study_name is None:
                 study_name = f"{STUDY_NAME}:{run_dir.resolve().name}" if storage else STUDY_NAME
@@ -159,8 +163,11 @@ class RunStore:
         except BaseException:
             if storage is None:  # nothing of ours may stay behind: the folder's own file, the folder itself
                 _remove_new(run_dir, existed)
+            elif not existed:
+                _remove_new(run_dir, existed, files=())
+            lock.release()
             raise
-        return cls(run_dir, url, study, full, created=not existed)
+        return cls(run_dir, url, study, full, created=not existed, lock=lock)
 
     @classmethod
     def open(cls, run_dir: str | Path, storage: str | None = None, write: bool = False) -> "RunStore":
@@ -168,14 +175,27 @@ class RunStore:
 
         A run written by an earlier version that stored its own ``study.db`` as an absolute path
         opens the folder's own file, and with ``write`` its ``run.json`` is rewritten without the path.
+        ``write`` takes the folder's lock first (refused while another process writes the folder).
         """
-        import optuna  # optuna: imported when a study is used
-
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise StorageError(f"{run_dir}: no such run folder")
+        if not (run_dir / RUN_FILE).exists():
+            raise StorageError(f"{run_dir}: no study here (no {RUN_FILE}); is this the output folder of a search?")
+        lock = FolderLock.take(run_dir) if write else None
+        try:
+            return cls._open(run_dir, storage, write, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @classmethod
+    def _open(cls, run_dir: Path, storage: str | None, write: bool, lock: FolderLock | None) -> "RunStore":
+        import optuna  # optuna: imported when a study is used
+
         run_file = run_dir / RUN_FILE
-        if not run_file.exists():
+        if not run_file.exists():  # removed while the lock was taken
             raise StorageError(f"{run_dir}: no study here (no {RUN_FILE}); is this the output folder of a search?")
         config = read_json_object(run_file, "run file")
         if write and (reason := _unwritable(run_dir)) is not None:
@@ -190,7 +210,7 @@ class RunStore:
             raise StorageError(f"{run_dir}: storage {shown(url)!r} holds no study {config.get('study_name')!r}") from None
         except Exception as exc:  # noqa: BLE001
             raise StorageError(f"{run_dir}: cannot load the study from {shown(url)!r}: {first_line(exc)}") from None
-        store = cls(run_dir, url, study, config)
+        store = cls(run_dir, url, study, config, lock=lock)
         if write and own and config.get("storage") is not None:
             store.update_config(storage=None)  # a run of an earlier version: now found wherever the folder is
         return store
@@ -199,6 +219,11 @@ class RunStore:
         """Change settings of this run folder's ``run.json`` (references measured at the start, the storage)."""
         self.config = {**self.config, **changes}
         atomic_write_json(self.run_dir / RUN_FILE, self.config)
+
+    def close(self) -> None:
+        """Let go of the folder's lock (the store can still be read)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def discard(self) -> None:
         """Remove a run this process has just created and that never got a trial (its set-up failed)."""
@@ -257,6 +282,12 @@ class RunStore:
     def give_up(self, number: int, reason: str) -> None:
         self.book.give_up(number, reason)
 
+    def release(self, number: int) -> None:
+        self.book.release(number)
+
+    def claim(self, number: int) -> bool:
+        return self.book.claim(number)
+
     def heartbeat(self, numbers: Sequence[int]) -> None:
         self.book.heartbeat(numbers)
 
@@ -285,9 +316,17 @@ def check_sqlite_file(url: str, run_dir: Path) -> None:
         raise StorageError(f"{run_dir}: its study file {path} is {what}; nothing was changed")
 
 
-def _remove_new(run_dir: Path, existed: bool) -> None:
+def _refuse_existing(run_dir: Path, storage: str | None) -> None:
+    if run_exists(run_dir):
+        raise StorageError(f"{run_dir} already holds a run; resume it or choose another output folder", field="out")
+    if storage is None and (run_dir / STUDY_FILE).exists():
+        raise StorageError(f"out {run_dir} holds a {STUDY_FILE} but no {RUN_FILE}: it is not a run folder of "
+                           "this toolkit; choose another output folder", field="out")
+
+
+def _remove_new(run_dir: Path, existed: bool, files: Sequence[str] = (RUN_FILE, STUDY_FILE)) -> None:
     """Undo a new run folder: its run.json and study file, and the folder when this process made it."""
-    for name in (RUN_FILE, STUDY_FILE):
+    for name in files:
         try:
             (run_dir / name).unlink()
         except OSError:

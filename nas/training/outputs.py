@@ -29,10 +29,13 @@ class RunFolder:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def check(self, resume: bool) -> dict[str, Any] | None:
-        """The stored state when resuming; otherwise make sure nothing would be overwritten."""
+    def refuse_a_file(self) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise StorageError(f"{self.path}: exists and is not a folder", field="out")
+
+    def check(self, resume: bool) -> dict[str, Any] | None:
+        """The stored state when resuming; otherwise make sure nothing would be overwritten."""
+        self.refuse_a_file()
         state = self.file(STATE_FILE)
         if resume:
             if not state.is_file():

@@ -45,6 +45,7 @@ from nas.data.base import Dataset
 from nas.data.sources import ImageSource
 from nas.device import resolve_device
 from nas.errors import ConfigError, StorageError
+from nas.folder_lock import FolderLock
 from nas.metrics import Metrics, pack_correct
 from nas.spec import ArchSpec
 from nas.training.config import TrainConfig
@@ -156,13 +157,26 @@ def train_model(spec: Any, config: TrainConfig | None = None, out: str | Path | 
     must be those given; a finished training is returned as it is). ``data`` overrides loading
     ``config.dataset``. ``progress`` draws a progress bar per epoch and prints a line per epoch on
     ``console`` (default: stderr). Raises :class:`~nas.errors.NasError` subclasses for bad input.
+    ``out`` is written by one process at a time (:mod:`nas.folder_lock`).
     """
+    if out is None:
+        return _train(spec, config, None, resume, device, data, progress, console)
+    folder = RunFolder(Path(out))
+    folder.refuse_a_file()
+    lock = FolderLock.take(folder.path)  # one process per folder, before anything is read or written
+    try:
+        return _train(spec, config, folder, resume, device, data, progress, console)
+    finally:
+        lock.release()
+
+
+def _train(spec: Any, config: TrainConfig | None, folder: RunFolder | None, resume: bool, device: str | torch.device,
+           data: Dataset | None, progress: bool, console: Console | None) -> TrainResult:
     start = time.perf_counter()
     config = config or TrainConfig()
     budget = config.budget
     device = resolve_device(device)
     spec = load_spec(spec)
-    folder = RunFolder(Path(out)) if out is not None else None
     if resume and folder is None:
         raise StorageError("resume needs out (the folder holding last.pt)", field="resume")
     stored = folder.check(resume) if folder is not None else None
