@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any, Sequence
 
@@ -104,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated): the command has cleaned up
             sys.stderr.write(message(exc) + "\n")
             return exit_code(exc)
+        except BrokenPipeError:  # `nas show ... | head`: the reader left; what it read is what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            return 141  # as a shell reports a process ended by SIGPIPE
 
 
 def _run(argv: Sequence[str] | None) -> int:

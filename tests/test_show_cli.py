@@ -120,3 +120,13 @@ def test_show_error_through_a_subprocess(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "nas", "show", "mnasnet-a1"], capture_output=True, text=True,
                         timeout=60)
     assert ok.returncode == 0 and "3,887,038" in ok.stdout
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`nas show ... | head -1`: the pipe closes under the writer; no BrokenPipeError is printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "show", "efficientnet-b7", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone before the writer is done
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err
