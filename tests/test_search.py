@@ -85,7 +85,8 @@ def test_search_writes_every_output(finished_run):
     assert list(frame.columns[: len(COLUMNS)]) == list(COLUMNS)
     assert any(c.startswith("param_s1_") for c in frame.columns)
     ok = frame[frame.status == "ok"]
-    assert len(ok) >= 3 and ok.accuracy.between(0, 1).all() and (ok.macs > 0).all()
+    assert len(ok) >= 3 and (ok.macs > 0).all()
+    assert (ok.accuracy > 0.25).all()  # chance is 0.1; one epoch reached 0.32-0.77 (30 trials, seeds 4-8)
     assert (ok.step_time_ms > 0).all() and (ok.latency_ms > 0).all()
     b0 = json.loads((out / "b0.json").read_text())
     assert b0["reward"] == pytest.approx(ok.reward.max())

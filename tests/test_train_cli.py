@@ -41,7 +41,8 @@ def test_train_json_without_out(capsys):
     assert main(["train", *SMALL, "--json", "--seed", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     m = out["metrics"]
-    assert m["status"] == "ok" and 0 <= m["accuracy"] <= 1 and m["step_time_ms"] > 0
+    assert m["status"] == "ok" and m["step_time_ms"] > 0
+    assert m["accuracy"] > 0.25  # chance is 0.1; these six steps reach 0.33-0.41 (measured, seeds 3-7)
     assert out["spec"]["in_chans"] == 1 and out["spec"]["num_classes"] == 10 and out["spec"]["resolution"] == 16
     assert out["budget"]["steps"] == 6 and out["budget"]["seed"] == 3 and out["evaluated_on"] == "minival"
     assert out["out"] is None and "ema" in out["results"]
@@ -348,7 +349,9 @@ def test_transfer_from_one_to_three_channels(capsys, finished, tmp_path):
     saved = torch.load(tmp_path / "tl" / "model.pt", weights_only=True)
     assert saved["state_dict"]["stem.conv.weight"].shape[1] == 3
     assert saved["state_dict"]["head.classifier.weight"].shape[0] == 3
-    assert out["metrics"]["accuracy"] > 0.5  # chance is 1/3 (18 minival images)
+    # Chance is 1/3. On 18 minival images one image is 0.056: measured 0.83 here, 0.50-1.00 over seeds 0-4 of
+    # the base and the transfer, so a higher bound would hold for this seed only.
+    assert out["metrics"]["accuracy"] > 0.5
 
 
 def test_seeds_train_into_seed_folders_with_a_summary(capsys, tmp_path):
