@@ -173,7 +173,7 @@ def test_other_optimizers_learn(digits, optimizer):
 def test_fashion_mnist_proxy_learns(fashion_dir):
     data = load_dataset("fashion-mnist", fashion_dir)
     m = train_candidate(proxy(), data, TrainBudget(steps=60, warmup_epochs=0.02), "cpu")
-    assert m.ok and m.accuracy > 0.4  # chance is 0.1 after 0.14 epoch
+    assert m.ok and m.accuracy > 0.45  # chance is 0.1; after 0.14 epoch: 0.53-0.62 (measured, seeds 0-2)
 
 
 def test_the_default_peak_rate_follows_the_norm_kind():
