@@ -22,7 +22,7 @@ from cli_processes import kill_when, nas_cli, nas_here, trials_stored
 from nas.api import load_spec
 from nas.cli import main
 from nas.controllers.base import Controller, Proposal
-from nas.jobs.search import Search, SearchConfig, run_search
+from nas.jobs.search import Search, SearchConfig
 from nas.store import COLUMNS, open_run
 
 FAST = dict(epochs=1, proxy_width=0.25, proxy_depth=0.25, proxy_resolution=16)
