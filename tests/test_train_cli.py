@@ -18,6 +18,7 @@ import pytest
 from cli_processes import nas_here
 import torch
 
+from nas.api import load_spec
 from nas.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,8 @@ def test_train_json_without_out(capsys):
     assert main(["train", *SMALL, "--json", "--seed", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     m = out["metrics"]
-    assert m["status"] == "ok" and 0 <= m["accuracy"] <= 1 and m["step_time_ms"] > 0
+    assert m["status"] == "ok" and m["step_time_ms"] > 0
+    assert m["accuracy"] > 0.25  # chance is 0.1; these six steps reach 0.33-0.41 (measured, seeds 3-7)
     assert out["spec"]["in_chans"] == 1 and out["spec"]["num_classes"] == 10 and out["spec"]["resolution"] == 16
     assert out["budget"]["steps"] == 6 and out["budget"]["seed"] == 3 and out["evaluated_on"] == "minival"
     assert out["out"] is None and "ema" in out["results"]
@@ -150,6 +152,87 @@ def test_sigterm_stops_with_one_line_and_the_last_epoch_resumes(finished, tmp_pa
     first = torch.load(finished / "model.pt", weights_only=True)
     second = torch.load(stopped / "model.pt", weights_only=True)
     assert all(torch.equal(first["state_dict"][k], second["state_dict"][k]) for k in first["state_dict"])
+
+
+def _bn_statistics_recomputed(checkpoint, source, resolution: int, augmenter) -> dict[str, torch.Tensor]:
+    """The checkpoint's BatchNorm running statistics recomputed here: reset, then an exact average over
+    ``source`` in order at ``resolution`` px, without augmentation (everything else as loaded)."""
+    from nas.checkpoint import build_trained_model
+    from nas.data.sources import ordered_batches
+    from nas.training.parts import batch_norms
+
+    model = build_trained_model(checkpoint)
+    for bn in batch_norms(model):
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    with torch.no_grad():
+        for images, _ in ordered_batches(source, 64, resolution):
+            model(augmenter.to_float(images))
+    return {k: v for k, v in model.state_dict().items() if k.endswith(("running_mean", "running_var"))}
+
+
+def test_fixres_test_resolutions_and_finetuning_through_nas_train(finished, capsys, tmp_path):
+    """``--test-resolutions`` and ``--finetune-at R --finetune-epochs E`` end to end. The training is
+    ``finished``'s (same flags and seed: bit-identical on the CPU), so its model.pt is the model before
+    fine-tuning. Promised (README, Training a model): an evaluation per listed resolution for the raw
+    and EMA weights; after fine-tuning, model.pt is the fine-tuned model at R px with its BatchNorm
+    statistics recomputed at R and only its classifier trained."""
+    from nas.checkpoint import build_trained_model, load_model_checkpoint
+    from nas.data import load_dataset
+    from nas.data.augment import Augmenter
+    from nas.training.evaluate import evaluate
+
+    out = tmp_path / "fixres"
+    threads = torch.get_num_threads()
+    assert main(["train", *SMALL[:7], "--epochs", "2", "--batch-size", "64", "--threads", "1", "--test-resolutions",
+                 "16,20,24", "--finetune-at", "24", "--finetune-epochs", "0.5", "--out", str(out), "--json"]) == 0
+    torch.set_num_threads(threads)
+    results = json.loads(capsys.readouterr().out)["results"]
+    before = load_model_checkpoint(finished / "model.pt")
+    after = load_model_checkpoint(out / "model.pt")
+    data = load_dataset("digits", seed=0)
+    augmenter = Augmenter(data.mean, data.std, "cpu")
+    minival = data.source("minival")
+
+    # FixRes: each listed resolution evaluated for both weight sets (as the trained model gives them)
+    rows = {(row["weights"], row["resolution"]): row["minival_accuracy"] for row in results["resolutions"]}
+    assert set(rows) == {(w, r) for w in ("raw", "ema") for r in (16, 20, 24)}
+    for (weights, r), accuracy in rows.items():
+        assert evaluate(build_trained_model(before, ema=weights == "ema"), minival, r, augmenter, 512).accuracy \
+            == accuracy, (weights, r)
+    for weights in ("raw", "ema"):
+        assert rows[weights, results["best_resolution"][weights]] == max(rows[weights, r] for r in (16, 20, 24))
+
+    # fine-tuning: model.pt is the model at 24 px; only the classifier and the BatchNorm statistics changed
+    assert before.spec.resolution == 16 and after.spec == before.spec.with_(resolution=24)
+    assert load_spec(str(out / "model.pt")).resolution == 24
+    assert results["finetune"]["resolution"] == 24 and results["finetune"]["epochs"] == 0.5
+    for ema in (False, True):
+        old, new = before.weights(ema), after.weights(ema)
+        assert old.keys() == new.keys()
+        for name in old:
+            changed = not torch.equal(old[name], new[name])
+            if name.startswith("head.classifier.") or name.endswith(("running_mean", "running_var")):
+                assert changed, name
+            elif not name.endswith("num_batches_tracked"):
+                assert not changed, name  # every convolution, BatchNorm's affine weights
+    # the statistics are those of the training images at 24 px, not at the 16 px it trained at
+    stored = {k: v for k, v in after.weights(False).items() if k.endswith(("running_mean", "running_var"))}
+
+    def distance(recomputed):
+        return float(np.mean([((recomputed[k] - v).abs().mean() / v.abs().mean()).item() for k, v in stored.items()]))
+
+    at_r = distance(_bn_statistics_recomputed(before, data.source("train"), 24, augmenter))
+    at_train = distance(_bn_statistics_recomputed(before, data.source("train"), 16, augmenter))
+    assert at_r < 0.1 and at_r < at_train / 4, (at_r, at_train)  # measured: 0.02 and 0.32
+    # the reported numbers are those of model.pt at 24 px, and the fine-tuning fixed the loss at 24 px
+    for weights in ("raw", "ema"):
+        tuned = evaluate(build_trained_model(after, ema=weights == "ema"), minival, 24, augmenter, 512)
+        assert results["finetune"]["after"][weights]["minival_accuracy"] == tuned.accuracy
+        assert results["finetune"]["before"][weights]["minival_accuracy"] == rows[weights, 24]
+        assert results["finetune"]["after"][weights]["minival_loss"] < results["finetune"]["before"][weights]["minival_loss"]
+    assert after.metrics["accuracy"] == results["finetune"]["after"]["raw"]["minival_accuracy"]
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -264,7 +347,9 @@ def test_transfer_from_one_to_three_channels(capsys, finished, tmp_path):
     saved = torch.load(tmp_path / "tl" / "model.pt", weights_only=True)
     assert saved["state_dict"]["stem.conv.weight"].shape[1] == 3
     assert saved["state_dict"]["head.classifier.weight"].shape[0] == 3
-    assert out["metrics"]["accuracy"] > 0.5  # chance is 1/3 (18 minival images)
+    # Chance is 1/3. On 18 minival images one image is 0.056: measured 0.83 here, 0.50-1.00 over seeds 0-4 of
+    # the base and the transfer, so a higher bound would hold for this seed only.
+    assert out["metrics"]["accuracy"] > 0.5
 
 
 def test_seeds_train_into_seed_folders_with_a_summary(capsys, tmp_path):

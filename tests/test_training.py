@@ -117,7 +117,11 @@ def test_test_split_only_on_request_and_schedule_hook(digits):
     m = train_candidate(proxy(), digits, budget, "cpu", evaluate_on="test", schedule=schedule)
     assert m.ok, m.error
     assert calls == [0, 1]
-    assert 0 <= m.accuracy <= 1 and len(m.history) == 2
+    # The reported accuracy is the test split's (360 images, minival has 287), counted from its bitmap. What
+    # it reaches says nothing here: five steps of batch 512 stay near chance (measured 0.08-0.12, seeds 0-4).
+    test_images = len(digits.test()[1])
+    assert test_images != len(digits.minival_y) and m.minival_size == test_images
+    assert m.accuracy == m.correct_mask().mean() and len(m.history) == 2
 
 
 def test_bad_arguments_raise_config_errors(digits):
@@ -151,20 +155,25 @@ def test_one_epoch_beats_chance(digits):
     # `nas search --epochs 1` on digits: 8 steps. Before the budget-aware warm-up and BatchNorm
     # momentum every candidate ended at chance (0.10); benchmarks/warmup.py has the figures.
     m = train_candidate(proxy(), digits, TrainBudget(epochs=1), "cpu")
-    assert m.ok and m.accuracy > 0.25
+    assert m.ok and m.accuracy > 0.3  # chance is 0.1; measured 0.38-0.51 (seeds 0-4)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
+# Chance is 0.1. Measured over seeds 0-4 (this test uses seed 0): rmsprop 0.72-0.86; sgd 0.25-0.83 (seed 0:
+# 0.57), so six epochs of SGD at the default rate are not reliably far above chance on every seed.
+LEARNS = {"sgd": 0.3, "rmsprop": 0.6}
+
+
+@pytest.mark.parametrize("optimizer", sorted(LEARNS))
 def test_other_optimizers_learn(digits, optimizer):
     m = train_candidate(proxy(), digits, TrainBudget(epochs=6, optimizer=optimizer), "cpu")
-    assert m.ok and m.accuracy > 0.3  # chance is 0.1; six epochs is short for these two
+    assert m.ok and m.accuracy > LEARNS[optimizer]
 
 
 @pytest.mark.slow(reason="real Fashion-MNIST (60,000 images decoded)")
 def test_fashion_mnist_proxy_learns(fashion_dir):
     data = load_dataset("fashion-mnist", fashion_dir)
     m = train_candidate(proxy(), data, TrainBudget(steps=60, warmup_epochs=0.02), "cpu")
-    assert m.ok and m.accuracy > 0.4  # chance is 0.1 after 0.14 epoch
+    assert m.ok and m.accuracy > 0.45  # chance is 0.1; after 0.14 epoch: 0.53-0.62 (measured, seeds 0-2)
 
 
 def test_the_default_peak_rate_follows_the_norm_kind():

@@ -189,6 +189,8 @@ def test_transfer_with_frozen_backbone(trained, digits, tmp_path):
         else:  # frozen: weights and BatchNorm statistics (the backbone runs in eval mode)
             assert torch.equal(tensor, start[name]), name
     assert result.results["transfer"]["init_weights"] == "ema"
-    assert result.metrics.accuracy > 0.2  # the new head learns on frozen features (chance 0.10, 287 images)
+    # The new head learns on frozen features (chance 0.10, 287 images). Measured 0.29 here; over seeds 0-4 of
+    # the base and the transfer 0.17-0.33, so the bound cannot rise without a longer (costlier) training.
+    assert result.metrics.accuracy > 0.2
     with pytest.raises(ConfigError, match="freeze backbone needs init"):
         TrainConfig(freeze="backbone")
