@@ -301,6 +301,24 @@ def test_a_resume_given_its_own_settings_again_runs(finished_run, tmp_path):
     assert again.returncode == 0 and "0 trained" in again.stdout, again.stderr
 
 
+def test_a_copied_run_grows_on_its_own_and_both_resume(finished_run, tmp_path):
+    """`cp -r` a finished run and resume the copy with one more trial: it writes its own study only,
+    and the original still resumes."""
+    import shutil
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    shutil.copytree(finished_run.out, original)  # the module's run stays as it is for the other tests
+    shutil.copytree(original, copy)
+    before = _digest(original)
+    grown = nas_here("search", "--out", str(copy), "--resume", "--trials", "5", "--quiet")
+    assert grown.returncode == 0 and "1 trained" in grown.stdout, grown.stderr
+    assert len(open_run(copy).records("search")) == 5
+    assert _digest(original) == before  # not a byte of the original changed
+    again = nas_here("search", "--out", str(original), "--resume", "--quiet")
+    assert again.returncode == 0 and "0 trained" in again.stdout, again.stderr
+    assert len(open_run(original).records("search")) == 4
+
+
 def test_a_stored_storage_that_cannot_open_does_not_blame_a_storage_flag(finished_run, tmp_path, capsys):
     """A run that names an external storage, resumed without --storage: the error is the stored URL's,
     not a --storage the user never gave."""

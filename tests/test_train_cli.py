@@ -433,6 +433,7 @@ def test_a_full_disk_is_one_line_for_train_and_export(full_disk, finished, capsy
     err = _error(capsys, ["train", *SMALL, "--out", str(full_disk / "run")])
     assert "cannot write (No space left on device)" in err, err
     assert not any(p.name.endswith(".tmp") for p in full_disk.rglob("*"))
+    assert not (full_disk / "run").exists()  # no run folder left: the lock removes the folder it made
     err = _error(capsys, ["export", str(finished / "model.pt"), "--out", str(full_disk / "model.onnx")])
     assert "cannot write (No space left on device)" in err, err
     assert not any(p.is_file() for p in full_disk.rglob("*"))
