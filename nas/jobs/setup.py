@@ -224,8 +224,10 @@ class Job:
                  overrides: Mapping[str, Any] | None = None) -> None:
         self.out = Path(out)
         self.on_trial = on_trial
+        self.process = 0  # this process's number in its study: 0 until a shared study numbers it
         if resume:
             self.store = RunStore.open(self.out, storage, write=True)  # holds the folder's lock until close()
+            self.process = self.store.process  # a resumed folder keeps its number, and so its proposals
             try:
                 self._resume(config, overrides)
             except BaseException:
@@ -239,6 +241,9 @@ class Job:
                                          metrics=self.study_metrics())  # refused while another process holds it
             if self.store.config.get("trials", None) != getattr(self.config, "trials", None):  # joined a shared study
                 self.config = replace(self.config, trials=int(self.store.config["trials"]))
+            if self.store.process != self.process:  # joined a shared study: proposals of its own
+                self.process = self.store.process
+                self.prepare_proposals()
 
     def _resume(self, config: Any, overrides: Mapping[str, Any] | None) -> None:
         """Open the stored run: its kind and configuration, changed only in :attr:`resumable`."""
@@ -276,6 +281,10 @@ class Job:
 
     def prepare(self) -> None:
         """Build the job's own parts from ``self.config`` and ``self.parts``; raise on anything bad."""
+
+    def prepare_proposals(self) -> None:
+        """Build again what draws the job's proposals, now that :attr:`process` is known (a job whose
+        proposals depend on the seed draws from ``proposal_seed(config.seed, self.process)``)."""
 
     def study_metrics(self) -> list[tuple[str, str]]:
         """The study's (name, direction) pairs."""
