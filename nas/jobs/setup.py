@@ -171,17 +171,24 @@ def higher_fidelity(settings: JobSettings, budget: TrainBudget, *, epochs: float
                           steps=None, seed=seed)
 
 
+def points_held(store: RunStore, stage: str) -> set[tuple[int, ...]]:
+    """The points (choice indices) of a stage that some process has finished or reserved."""
+    return {tuple(r.indices) for r in store.records(stage)} | {tuple(r.indices) for r in store.reservations(stage)}
+
+
 def points_not_held(store: RunStore, stage: str, points: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
     """The points (choice indices) a stage of fixed points still has to propose: neither finished nor reserved."""
-    held = {tuple(r.indices) for r in store.records(stage)} | {tuple(r.indices) for r in store.reservations(stage)}
+    held = points_held(store, stage)
     return [tuple(p) for p in points if tuple(p) not in held]
 
 
 def fixed_points_stage(name: str, decisions: tuple[Decision, ...], points: Sequence[tuple[int, ...]], total: int,
                        plan: Callable[[tuple[int, ...]], Plan], store: RunStore, rewarded: bool = True) -> Stage:
-    """A stage that proposes ``points`` in order (those not yet held), ``total`` trials in all."""
+    """A stage that proposes ``points`` in order (those not yet held), ``total`` trials in all; a point
+    another process of a shared study takes meanwhile is passed over when its turn comes."""
     todo = points_not_held(store, name, points)
-    return Stage(name, decisions, SequenceController(decisions, points=todo), total, plan, rewarded=rewarded)
+    controller = SequenceController(decisions, points=todo, held=lambda: points_held(store, name))
+    return Stage(name, decisions, controller, total, plan, rewarded=rewarded)
 
 
 @dataclass
@@ -351,4 +358,4 @@ class Job:
 
 
 __all__ = ["HIGHER_FIDELITY_EPOCHS", "Job", "JobSettings", "Parts", "REFERENCE_STAGE", "build_parts", "check_device",
-           "fixed_points_stage", "higher_fidelity", "is_int", "points_not_held", "training_budget"]
+           "fixed_points_stage", "higher_fidelity", "is_int", "points_held", "points_not_held", "training_budget"]
