@@ -107,7 +107,7 @@ def run_with_a_kill(storage: str, tmp_path: Path) -> None:
     assert json.loads(victim_run.read_text())["process"] == number  # a resumed folder keeps its stream
 
 
-@pytest.mark.slow(reason="two search processes on one SQLite study")
+@pytest.mark.slow(reason="two search processes dividing 8 trials of one SQLite study, each its own proposals")
 def test_two_processes_share_one_sqlite_study(tmp_path):
     run_two_processes(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
 
@@ -117,7 +117,7 @@ def test_killing_one_process_leaves_the_other_and_resume_completes(tmp_path):
     run_with_a_kill(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path)
 
 
-@pytest.mark.slow(reason="two search processes on one study in a real PostgreSQL server")
+@pytest.mark.slow(reason="two search processes dividing 8 trials of one study in a real PostgreSQL server")
 def test_two_processes_share_one_postgresql_study(postgres_url, tmp_path):
     run_two_processes(postgres_url, tmp_path)
 
