@@ -28,10 +28,12 @@ A process that stops on purpose (Ctrl-C, SIGTERM, an error) releases what it hol
 closes; released reservations are claimed before anything new is proposed, by a resume or by any
 process sharing the study, and train under their original numbers.
 
-**Several processes on one study.** Reservations carry a heartbeat (Optuna's RDB heartbeat). A
-process counts every reservation below its own before training (exact totals), reuses what any
-process trained, waits for what another process is training, and takes over a reservation whose
-owner's heartbeat stopped.
+**Several processes on one study.** Each process draws its own proposals (its controller's seed is
+derived from the study's seed and the process's number in the study) and, before each proposal, is
+told the trials the others finished, so every controller learns from the whole study. Reservations
+carry a heartbeat (Optuna's RDB heartbeat). A process counts every reservation below its own before
+training (exact totals), reuses what any process trained, waits for what another process is
+training, and takes over a reservation whose owner's heartbeat stopped.
 """
 
 from __future__ import annotations
@@ -304,6 +306,7 @@ class Engine:
             proposal = Proposal(-1, choices)
         elif self.store.counted(run.stage.name) < run.stage.trials:
             stage = run.stage
+            self._replay(stage, run.told[stage.name])  # what other processes of the study finished meanwhile
             proposal = stage.controller.ask()
             # Saved at once: a process killed while this proposal trains resumes past it (it adopts the
             # reservation) instead of asking for the same network again.
@@ -471,13 +474,19 @@ class Engine:
             except (KeyError, TypeError, ValueError) as exc:
                 raise StorageError(f"{stage.checkpoint}: unusable controller checkpoint ({exc})") from None
             told = set(checkpoint.get("told", []))
+        self._replay(stage, told)
+        return told
+
+    def _replay(self, stage: Stage, told: set[int]) -> None:
+        """Tell the stage's controller the stored trials it has not been told (adding them to ``told``):
+        on resume, what the checkpoint had not seen; before every proposal, what the other processes of
+        a shared study finished, so each controller learns from the whole study and not only its own."""
         for record in self.store.records(stage.name):
             if record.number not in told and len(record.indices) == len(stage.decisions):
                 reward = record.reward if record.metrics.status in ("ok", "pruned") else None
                 stage.controller.tell(Proposal(-1 - record.number, record.indices), reward,
                                       dict(record.values) or None)
                 told.add(record.number)
-        return told
 
     def _save_checkpoint(self, stage: Stage, told: set[int]) -> None:
         if stage.checkpoint is not None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.controllers import CONTROLLERS, Decision, Proposal, controller_options, make_controller
+from nas.controllers import CONTROLLERS, Decision, Proposal, controller_options, make_controller, proposal_seed
 from nas.controllers.synthetic import HiddenTarget, best_so_far, drive, factorized_decisions
 from nas.errors import ConfigError
 
@@ -112,6 +112,24 @@ def test_asks_are_valid_seeded_and_have_distinct_ids(name):
     assert len({p.id for p in proposals}) == 5
     for p in proposals:
         assert all(0 <= c < d.size for c, d in zip(p.choices, SMALL)) and len(p.choices) == len(SMALL)
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLLERS))
+def test_each_process_of_a_study_draws_its_own_stream(name):
+    """Process 0 keeps the study's seed (a lone search proposes what it always did); processes 1, 2, ...
+    of the same seed draw streams of their own, the same ones every time, that Optuna's samplers accept."""
+    assert proposal_seed(7, 0) == 7
+    seeds = [proposal_seed(7, k) for k in range(6)]
+    assert seeds == [proposal_seed(7, k) for k in range(6)] and len(set(seeds)) == 6
+    assert all(0 <= s < 2 ** 32 for s in seeds[1:]) and proposal_seed(8, 1) != seeds[1]
+
+    def stream(seed: int) -> tuple:
+        controller = make_controller(name, SMALL, seed=seed, **FAST.get(name, {}))
+        return tuple(controller.ask().choices for _ in range(4))
+
+    streams = [stream(s) for s in seeds[:3]]
+    assert streams == [stream(s) for s in seeds[:3]]  # deterministic: a resumed process draws the same
+    assert len(set(streams)) == 3  # three processes, three different sequences of proposals
 
 
 def test_random_is_uniform():

@@ -121,3 +121,30 @@ def test_records_are_decoded_once_however_often_they_are_read(tmp_path, monkeypa
     store.record(TrialRecord(choices={"k": 3}, indices=(0,), metrics=Metrics(accuracy=0.9), spec=spec, arch="b0",
                              key="n3", reward=0.9, train_key="t3"), decisions)
     assert len(reader.records()) == 4 and sorted(calls) == [0, 1, 2, 3]  # the new one only
+
+
+def test_a_stage_of_fixed_points_passes_over_points_another_process_took(tmp_path):
+    """Two processes of one study build the same re-ranking stage; points the other reserves or finishes
+    after this one built its list are passed over, so the two divide the points instead of proposing the
+    same ones in the same order. A point the other held and gave back comes round again."""
+    from nas.decisions import Decision
+    from nas.jobs.setup import fixed_points_stage
+    from nas.presets import preset
+    from nas.store import RunStore
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    here = RunStore.create(tmp_path / "a", {"space": "test"}, storage, study_name="shared")
+    there = RunStore.create(tmp_path / "b", {"space": "test"}, storage, study_name="shared")
+    decisions = (Decision("point", (0, 1, 2, 3)),)
+    stage = fixed_points_stage("rerank", decisions, [(0,), (1,), (2,), (3,)], 4, lambda choices: None, here)
+    spec = preset("efficientnet-b0")
+
+    def reserve(store: RunStore, point: int) -> int:
+        return store.reserve("rerank", {"point": point}, (point,), decisions, spec, "b0", f"t{point}")
+
+    reserve(there, 0)
+    given_back = reserve(there, 1)
+    assert stage.controller.ask().choices == (2,)  # 0 and 1 are the other process's
+    there.give_up(given_back, "stopped")
+    assert [stage.controller.ask().choices for _ in range(2)] == [(1,), (3,)]
+    assert stage.controller.ask().choices == (0,)  # all held: the next one all the same (the engine reuses it)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from nas.controllers.base import Controller, Decision, Proposal
+from nas.controllers.base import Controller, Decision, Proposal, proposal_seed
 from nas.registry import Registry
 
 # name -> the controller class (its constructor is the factory: ``(decisions, seed=0, **options)``)
@@ -32,4 +32,5 @@ def make_controller(name: str, decisions: Sequence[Decision], seed: int = 0, **o
     return CONTROLLERS[name](decisions, seed=seed, **options)
 
 
-__all__ = ["CONTROLLERS", "Controller", "Decision", "Proposal", "controller_options", "make_controller"]
+__all__ = ["CONTROLLERS", "Controller", "Decision", "Proposal", "controller_options", "make_controller",
+           "proposal_seed"]

@@ -17,6 +17,8 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from nas.decisions import Decision, Proposal
 from nas.errors import ConfigError
 
@@ -93,6 +95,20 @@ class Controller(ABC):
         return {"controller": self.name, "sizes": list(self.sizes), "seed": self.seed, "next_id": self._next_id}
 
 
+def proposal_seed(seed: int, process: int = 0) -> int:
+    """The seed of the proposals of process number ``process`` of a search whose seed is ``seed``.
+
+    Process 0 (the first or only process of a search) draws from ``seed`` itself, so a lone search
+    proposes what it always did. Every other process sharing the study gets a stream of its own,
+    derived from both numbers by NumPy's ``SeedSequence`` (statistically independent streams), below
+    2^32 because Optuna's samplers seed a legacy ``RandomState``. Two processes with one stream would
+    propose the same networks in the same order, and the second would only ever reuse the first's.
+    """
+    if process == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, process]).generate_state(1)[0])
+
+
 def clean_reward(reward: float | None) -> float | None:
     """None for a failure, else a finite float (NaN or inf rewards count as failures)."""
     if reward is None:
@@ -101,4 +117,4 @@ def clean_reward(reward: float | None) -> float | None:
     return reward if math.isfinite(reward) else None
 
 
-__all__ = ["Decision", "Proposal", "Controller", "clean_reward"]
+__all__ = ["Decision", "Proposal", "Controller", "clean_reward", "proposal_seed"]

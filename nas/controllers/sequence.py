@@ -10,7 +10,7 @@ where it stopped without a checkpoint.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from nas.controllers.base import Controller
 from nas.decisions import Decision, Proposal
@@ -18,18 +18,31 @@ from nas.errors import ConfigError
 
 
 class SequenceController(Controller):
-    """Proposes ``points`` (tuples of option indices) in order; asking past the end is an error."""
+    """Proposes ``points`` (tuples of option indices) in order; asking past the end is an error.
+
+    ``held()``, when given, returns the points someone holds now (another process of a shared study
+    reserved or finished them since the list was made): those are passed over, so
+    processes sharing a stage divide its points instead of proposing the same ones in the same order.
+    When every point left is held, the next one is proposed all the same (the engine then reuses it).
+    """
 
     name = "sequence"
 
-    def __init__(self, decisions: Sequence[Decision], seed: int = 0, *, points: Sequence[Sequence[int]] = ()) -> None:
+    def __init__(self, decisions: Sequence[Decision], seed: int = 0, *, points: Sequence[Sequence[int]] = (),
+                 held: Callable[[], Collection[tuple[int, ...]]] | None = None) -> None:
         super().__init__(decisions, seed)
         self.points = [self.check_choices(p) for p in points]
         self.position = 0
+        self.held = held
 
     def ask(self) -> Proposal:
         if self.position >= len(self.points):
             raise ConfigError(f"all {len(self.points)} points of this stage have been proposed")
+        if self.held is not None:
+            held = set(self.held())
+            free = next((i for i in range(self.position, len(self.points)) if self.points[i] not in held), None)
+            if free is not None:
+                self.points.insert(self.position, self.points.pop(free))  # the passed-over ones stay for later
         proposal = self._new_proposal(self.points[self.position])
         self.position += 1
         return proposal

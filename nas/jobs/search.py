@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
-from nas.controllers import controller_options, make_controller
+from nas.controllers import controller_options, make_controller, proposal_seed
 from nas.decisions import Decision
 from nas.engine import CHECKPOINT, Plan, Stage, StageResult
 from nas.errors import ConfigError
@@ -146,16 +146,23 @@ class Search(Job):
 
     def prepare(self) -> None:
         """The space, the controller and the latency predictor: every name checked before any file."""
-        cfg, parts = self.config, self.parts
+        cfg = self.config
         self.space: FactorizedSpace = make_space(cfg.space)
         self.proxy = cfg.proxy
-        options = dict(cfg.controller_options)
-        if "objectives" in controller_options(cfg.controller) and "objectives" not in options:
-            options["objectives"] = dict(parts.objective.directions)
-        self.controller = make_controller(cfg.controller, self.space.decisions, seed=cfg.seed, **options)
         self.decisions = self.space.decisions
+        self.prepare_proposals()
         self.latency = None if cfg.latency_table is None else self._latency_predictor()
         self.halving = None if cfg.rungs is None else SuccessiveHalving(self, cfg.rung_settings)
+
+    def prepare_proposals(self) -> None:
+        """The controller, drawing this process's own stream: the study's seed for its first (or only)
+        process, a stream derived from the seed and the process's number for every other one."""
+        cfg = self.config
+        options = dict(cfg.controller_options)
+        if "objectives" in controller_options(cfg.controller) and "objectives" not in options:
+            options["objectives"] = dict(self.parts.objective.directions)
+        self.controller = make_controller(cfg.controller, self.decisions, seed=proposal_seed(cfg.seed, self.process),
+                                          **options)
 
     def _latency_predictor(self) -> Callable[[ArchSpec], float]:
         """The table's prediction of a full-size candidate's latency; the table must fit this search exactly

@@ -171,17 +171,24 @@ def higher_fidelity(settings: JobSettings, budget: TrainBudget, *, epochs: float
                           steps=None, seed=seed)
 
 
+def points_held(store: RunStore, stage: str) -> set[tuple[int, ...]]:
+    """The points (choice indices) of a stage that some process has finished or reserved."""
+    return {tuple(r.indices) for r in store.records(stage)} | {tuple(r.indices) for r in store.reservations(stage)}
+
+
 def points_not_held(store: RunStore, stage: str, points: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
     """The points (choice indices) a stage of fixed points still has to propose: neither finished nor reserved."""
-    held = {tuple(r.indices) for r in store.records(stage)} | {tuple(r.indices) for r in store.reservations(stage)}
+    held = points_held(store, stage)
     return [tuple(p) for p in points if tuple(p) not in held]
 
 
 def fixed_points_stage(name: str, decisions: tuple[Decision, ...], points: Sequence[tuple[int, ...]], total: int,
                        plan: Callable[[tuple[int, ...]], Plan], store: RunStore, rewarded: bool = True) -> Stage:
-    """A stage that proposes ``points`` in order (those not yet held), ``total`` trials in all."""
+    """A stage that proposes ``points`` in order (those not yet held), ``total`` trials in all; a point
+    another process of a shared study takes meanwhile is passed over when its turn comes."""
     todo = points_not_held(store, name, points)
-    return Stage(name, decisions, SequenceController(decisions, points=todo), total, plan, rewarded=rewarded)
+    controller = SequenceController(decisions, points=todo, held=lambda: points_held(store, name))
+    return Stage(name, decisions, controller, total, plan, rewarded=rewarded)
 
 
 @dataclass
@@ -224,8 +231,10 @@ class Job:
                  overrides: Mapping[str, Any] | None = None) -> None:
         self.out = Path(out)
         self.on_trial = on_trial
+        self.process = 0  # this process's number in its study: 0 until a shared study numbers it
         if resume:
             self.store = RunStore.open(self.out, storage, write=True)  # holds the folder's lock until close()
+            self.process = self.store.process  # a resumed folder keeps its number, and so its proposals
             try:
                 self._resume(config, overrides)
             except BaseException:
@@ -239,6 +248,9 @@ class Job:
                                          metrics=self.study_metrics())  # refused while another process holds it
             if self.store.config.get("trials", None) != getattr(self.config, "trials", None):  # joined a shared study
                 self.config = replace(self.config, trials=int(self.store.config["trials"]))
+            if self.store.process != self.process:  # joined a shared study: proposals of its own
+                self.process = self.store.process
+                self.prepare_proposals()
 
     def _resume(self, config: Any, overrides: Mapping[str, Any] | None) -> None:
         """Open the stored run: its kind and configuration, changed only in :attr:`resumable`."""
@@ -276,6 +288,10 @@ class Job:
 
     def prepare(self) -> None:
         """Build the job's own parts from ``self.config`` and ``self.parts``; raise on anything bad."""
+
+    def prepare_proposals(self) -> None:
+        """Build again what draws the job's proposals, now that :attr:`process` is known (a job whose
+        proposals depend on the seed draws from ``proposal_seed(config.seed, self.process)``)."""
 
     def study_metrics(self) -> list[tuple[str, str]]:
         """The study's (name, direction) pairs."""
@@ -342,4 +358,4 @@ class Job:
 
 
 __all__ = ["HIGHER_FIDELITY_EPOCHS", "Job", "JobSettings", "Parts", "REFERENCE_STAGE", "build_parts", "check_device",
-           "fixed_points_stage", "higher_fidelity", "is_int", "points_not_held", "training_budget"]
+           "fixed_points_stage", "higher_fidelity", "is_int", "points_held", "points_not_held", "training_budget"]

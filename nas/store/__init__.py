@@ -5,6 +5,7 @@
 ``records.py``         :class:`TrialRecord` and :class:`TrialLog`: trials decoded once and kept
 ``reservations.py``    the reservation protocol: reserve, complete, give up, heartbeats, budgets
 ``outputs.py``         trials.csv
+``processes.py``       a process's number in a shared study (its own proposals)
 ``run.py``             :class:`RunStore`: the folder and its study; :func:`open_run` for readers
 =====================  =========================================================================
 """

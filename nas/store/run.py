@@ -20,6 +20,7 @@ from nas.fileio import atomic_write_json, read_json_object
 from nas.folder_lock import FolderLock
 from nas.spec import ArchSpec
 from nas.store.outputs import trials_frame, write_trials_csv
+from nas.store.processes import join_study
 from nas.store.records import Reservation, TrialLog, TrialRecord
 from nas.store.reservations import Reservations
 from nas.store.study import (
@@ -36,7 +37,8 @@ from nas.store.study import (
 RUN_FILE = "run.json"
 # Configuration keys that may differ between processes sharing one study (they say where and how a
 # process runs, not what is searched).
-LOCAL_KEYS = frozenset({"runner", "runner_options", "device", "storage", "study_name", "owner", "kind_version"})
+LOCAL_KEYS = frozenset({"runner", "runner_options", "device", "storage", "study_name", "owner", "process",
+                        "kind_version"})
 
 
 def run_exists(run_dir: str | Path) -> bool:
@@ -103,6 +105,7 @@ class RunStore:
         self.study = study
         self.config = config
         self.owner: str = config.get("owner", "")
+        self.process: int = int(config.get("process", 0))  # its number in a shared study (nas.store.processes)
         self.created = created  # this process made the folder (a failed set-up may remove it again)
         self.lock = lock
         self.log = TrialLog(study)
@@ -120,6 +123,8 @@ class RunStore:
         an existing one is joined when its configuration matches (several processes then work on one
         search). ``metrics`` are the study's (name, direction) pairs: the reward, or the objective's
         raw values for a multi-objective controller (optuna-dashboard then shows their Pareto front).
+        A named study numbers the processes that join it (``process`` in run.json, see
+        :mod:`nas.store.processes`): each draws its own proposals.
         """
         import optuna  # optuna: imported when a study is used
 
@@ -132,6 +137,7 @@ class RunStore:
             lock.release()
             raise
         url = storage or default_storage_url(run_dir)
+        shared = study_name is not None  # a study others may join
         try:
             _check_writable(run_dir)
             backend = open_storage(url, field="storage" if storage else None)
@@ -146,19 +152,21 @@ class RunStore:
             except Exception as exc:  # noqa: BLE001
                 raise StorageError(f"cannot create a study in {shown(url)!r}: {first_line(exc)}",
                                    field="storage" if storage else None) from None
-            shared = study.user_attrs.get("config")
-            if shared is None:
+            stored = study.user_attrs.get("config")
+            if stored is None:
                 study.set_user_attr("config", _plain(full))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     study.set_metric_names(names)
             else:
-                difference = config_difference(shared, full)
+                difference = config_difference(stored, full)
                 if difference is not None:
                     raise StorageError(f"storage {shown(url)!r} already has a study named {study_name!r} for "
-                                       f"another search ({difference}); choose another study name",
+                                       f"another search ({difference}); {_advice(difference, stored)}",
                                        field="study_name")
-                full["trials"] = shared.get("trials", full.get("trials"))
+                full["trials"] = stored.get("trials", full.get("trials"))
+            if shared:  # after the check: a refused process takes no number
+                full["process"] = join_study(backend, study_name, full["owner"], run_dir.resolve().name)
             atomic_write_json(run_dir / RUN_FILE, full)
         except BaseException:
             if storage is None:  # nothing of ours may stay behind: the folder's own file, the folder itself
@@ -314,6 +322,14 @@ def check_sqlite_file(url: str, run_dir: Path) -> None:
     if header != b"SQLite format 3\x00":
         what = "empty" if not header else "not a SQLite database"
         raise StorageError(f"{run_dir}: its study file {path} is {what}; nothing was changed")
+
+
+def _advice(difference: str, stored: Mapping[str, Any]) -> str:
+    """What to do when a setting differs from the shared study's."""
+    if difference.startswith("seed "):  # the one setting users expect to differ between processes
+        return (f"each process of a study draws its own proposals from the study's seed and its own number in "
+                f"the study, so give this one seed {stored.get('seed')!r} too, or choose another study name")
+    return "choose another study name"
 
 
 def _refuse_existing(run_dir: Path, storage: str | None) -> None:
