@@ -88,8 +88,11 @@ class FolderLock:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except OSError as exc:
-                raise StorageError(f"{field} {folder}: folder is not writable ({exc.strerror or exc})",
-                                   field=field) from None
+                reason = exc.strerror or exc
+                if made:  # the folder the user named for a new run
+                    raise StorageError(f"{field} {folder}: folder is not writable ({reason})", field=field) from None
+                raise StorageError(f"{folder}: the run folder is not writable ({reason}); nothing was changed. "
+                                   "Copy the folder to a writable place to continue it there") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
