@@ -5,7 +5,8 @@ answers every job at once with made-up metrics (:class:`InstantRunner`: it lives
 not in the library), so all that is timed is the engine, the controller and the store: reserving a
 trial, checking what is trained or in flight, completing it, telling the controller, writing the
 outputs. For each size and storage it prints the ms per trial of each quarter of the run, the median,
-the driver's CPU ms per trial (user + system: what other processes on the machine do not change),
+the driver's CPU ms per trial and its last quarter over its first (user + system: what other
+processes on the machine do not change),
 the driver's peak memory (``ru_maxrss``) and the size of the store. With ``--ray N`` it also runs N
 instant trials on the Ray runner with 2 workers (a local Ray whose workers answer at once) and prints
 the dispatch rate.
@@ -44,9 +45,9 @@ from runners import RUNNERS  # noqa: E402
 PG_BIN = Path("/usr/lib/postgresql")
 
 
-def timed_search(trials: int, out: Path, storage: str | None) -> tuple[list[float], float, float]:
-    """The driver's time per trial (seconds between consecutive results), its CPU seconds per trial and
-    the peak RSS in MB."""
+def timed_search(trials: int, out: Path, storage: str | None) -> tuple[list[float], list[float], float]:
+    """The driver's time per trial (seconds between consecutive results), its CPU seconds per trial
+    (user + system, between consecutive results) and the peak RSS in MB."""
     stamps: list[float] = []
     cpu: list[float] = []
 
@@ -58,8 +59,7 @@ def timed_search(trials: int, out: Path, storage: str | None) -> tuple[list[floa
     run_search(SearchConfig(runner="instant", controller="random", trials=trials, seed=0), out, storage=storage,
                on_trial=on_trial)
     gaps = np.diff([start, *stamps])
-    cpu_per_trial = (cpu[-1] - cpu[0]) / max(1, len(cpu) - 1)
-    return list(gaps), cpu_per_trial, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return list(gaps), list(np.diff(cpu)), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def ray_dispatch(trials: int, out: Path) -> str:
@@ -120,11 +120,13 @@ def store_size(out: Path, url: str | None) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def report(trials: int, storage: str, gaps: list[float], cpu_s: float, peak_mb: float, size: str) -> str:
+def report(trials: int, storage: str, gaps: list[float], cpu: list[float], peak_mb: float, size: str) -> str:
     quarters = np.array_split(np.asarray(gaps) * 1000, 4)
     cells = " | ".join(f"{np.median(q):.1f}" for q in quarters)
+    cpu_quarters = np.array_split(np.asarray(cpu) * 1000, 4)
     return (f"| {trials} | {storage} | {cells} | {np.median(gaps) * 1000:.1f} | "
-            f"{np.median(quarters[-1]) / np.median(quarters[0]):.2f} | {cpu_s * 1000:.1f} | {peak_mb:.0f} | {size} |")
+            f"{np.median(quarters[-1]) / np.median(quarters[0]):.2f} | {np.mean(cpu) * 1000:.1f} | "
+            f"{np.mean(cpu_quarters[-1]) / np.mean(cpu_quarters[0]):.2f} | {peak_mb:.0f} | {size} |")
 
 
 def main() -> int:
@@ -138,8 +140,9 @@ def main() -> int:
     print(f"Bookkeeping per trial ({dt.date.today().isoformat()}, {platform.processor() or platform.machine()}, "
           f"`{' '.join(sys.argv)}`): efficientnet space (42 decisions), random controller, a runner that answers "
           f"at once; ms between consecutive results, median of each quarter of the run.\n")
-    print("| trials | storage | Q1 ms | Q2 ms | Q3 ms | Q4 ms | median ms | Q4 / Q1 | CPU ms | peak RSS MB | store |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| trials | storage | Q1 ms | Q2 ms | Q3 ms | Q4 ms | median ms | Q4 / Q1 | CPU ms | CPU Q4 / Q1 | "
+          "peak RSS MB | store |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for storage in (("sqlite", "postgresql") if args.storage == "both" else (args.storage,)):
         for n in sizes:
             folder = Path(tempfile.mkdtemp(prefix="nas-bk-"))

@@ -38,12 +38,14 @@ def test_the_private_names_it_relies_on_are_there():
     from optuna.storages import RDBStorage
     from optuna.storages._rdb import models
     from optuna.storages._rdb import storage as rdb
+    from sqlalchemy.orm import configure_mappers
 
     assert callable(rdb._create_scoped_session)
-    assert list(inspect.signature(RDBStorage._get_trials).parameters) == [
-        "self", "study_id", "states", "included_trial_ids", "trial_id_greater_than"]
+    assert list(inspect.signature(RDBStorage._build_frozen_trial_from_trial_model).parameters) == ["self", "trial"]
+    configure_mappers()  # the relationships are backrefs, set up when the mappers are configured
+    for related in ("params", "values", "user_attributes", "system_attributes", "intermediate_values"):
+        assert hasattr(models.TrialModel, related), related
     assert "for_update" in inspect.signature(models.StudyModel.find_or_raise_by_id).parameters
-    assert callable(models.TrialModel.count_past_trials)
     columns = {
         models.TrialModel: {"trial_id", "number", "study_id", "state", "datetime_start", "datetime_complete"},
         models.TrialParamModel: {"trial_id", "param_name", "param_value", "distribution_json"},
@@ -74,10 +76,14 @@ def test_a_trial_written_in_one_transaction_reads_back_as_optuna_writes_it(tmp_p
     ours, number = rows.add_running(params, DISTRIBUTIONS, ATTRS)
     assert number == 1
     rows.finish(ours, TrialState.COMPLETE, [0.75], {"status": "ok"}, [0.25, 0.5])
+    after = study._storage.create_new_trial(study._study_id)  # plain Optuna numbers on from ours
+    assert study._storage.get_trial(after).number == 2 and rows.add_running({}, {}, {})[1] == 3
+    for trial_id in (after, after + 1):
+        study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
     reread = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'study.db'}")
-    a, b = reread.trials
-    assert [a.number, b.number] == [0, 1]
+    a, b = reread.trials[:2]
+    assert [t.number for t in reread.trials] == [0, 1, 2, 3]
     for field in ("state", "values", "params", "distributions", "user_attrs", "intermediate_values"):
         assert getattr(a, field) == getattr(b, field), field
     assert b.datetime_start <= b.datetime_complete and b.duration.total_seconds() < 60

@@ -17,16 +17,18 @@ What this relies on, each checked by ``tests/test_store_trial_rows.py`` so that 
 that changes it fails there, loudly, rather than corrupting a study:
 
 - ``optuna.storages._rdb.models``: ``StudyModel.find_or_raise_by_id(for_update=)``; ``TrialModel``
-  (``number``, ``study_id``, ``state``, the ``datetime_start`` / ``datetime_complete`` setters,
-  ``count_past_trials``); ``TrialParamModel``, ``TrialUserAttributeModel``, ``TrialValueModel``
+  (``number``, ``study_id``, ``state``, ``datetime_start`` / ``datetime_complete``); ``TrialParamModel``, ``TrialUserAttributeModel``, ``TrialValueModel``
   (``value_to_stored_repr``), ``TrialIntermediateValueModel`` (``intermediate_value_to_stored_repr``),
   ``TrialHeartbeatModel`` and their columns;
 - ``optuna.storages._rdb.storage._create_scoped_session`` (commit, rollback, Optuna's error types);
-- ``RDBStorage.scoped_session`` and ``RDBStorage._get_trials(study_id, states, included_trial_ids,
-  trial_id_greater_than)``.
+- ``RDBStorage.scoped_session`` and ``RDBStorage._build_frozen_trial_from_trial_model``; the models'
+  relationships ``TrialModel.params``, ``values``, ``user_attributes``, ``system_attributes``,
+  ``intermediate_values``.
 
-Trial numbers are handed out as Optuna does (the study's row locked, the number = the trials before
-it), so processes using this module and processes using plain Optuna can share one study.
+All of it is in Optuna 4.0 (checked against its wheel) and in the version the tests run on.
+
+Trial numbers are handed out as Optuna hands them out (the study's row locked, the number = the
+trials before it), so processes using this module and processes using plain Optuna can share one study.
 """
 
 from __future__ import annotations
@@ -83,8 +85,19 @@ class TrialRows:
             self._insert_attrs(session, trial_id, user_attrs)
             if heartbeat:
                 session.add(models.TrialHeartbeatModel(trial_id=trial_id))
-            trial.number = number = trial.count_past_trials(session)
+            trial.number = number = self._next_number(session, trial_id)
         return trial_id, number
+
+    def _next_number(self, session: Any, trial_id: int) -> int:
+        """The new trial's number: the study's previous trial's + 1, read under the study's lock.
+
+        Optuna counts the study's trials with a lower id (``TrialModel.count_past_trials``): the same
+        number, since every writer numbers that way under that lock, but a count costs a pass over the
+        study, and the previous trial is one step back along the trial ids."""
+        trial = models.TrialModel
+        previous = (session.query(trial.number).filter(trial.study_id == self.study_id, trial.trial_id < trial_id)
+                    .order_by(trial.trial_id.desc()).limit(1).scalar())
+        return 0 if previous is None else int(previous) + 1
 
     def finish(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None,
                user_attrs: Mapping[str, Any] | None = None, intermediate: Iterable[float] = ()) -> None:
@@ -164,12 +177,17 @@ class TrialRows:
         """The trials with these ids, in full (parameters, attributes, values), by trial id."""
         if not ids:
             return []
-        wanted = set(ids)
-        if len(wanted) > _LIST_LIMIT:
-            trials = self.storage._get_trials(self.study_id, None, set(), min(wanted) - 1)
-        else:
-            trials = self.storage._get_trials(self.study_id, None, wanted, max(wanted))
-        return [t for t in trials if t._trial_id in wanted]
+        from sqlalchemy.orm import selectinload  # sqlalchemy: with the study
+
+        trial, wanted = models.TrialModel, set(ids)
+        condition = trial.trial_id >= min(wanted) if len(wanted) > _LIST_LIMIT else trial.trial_id.in_(wanted)
+        with _create_scoped_session(self.storage.scoped_session) as session:
+            query = session.query(trial).filter(trial.study_id == self.study_id, condition).order_by(trial.trial_id)
+            for related in (trial.params, trial.values, trial.user_attributes, trial.system_attributes,
+                            trial.intermediate_values):
+                query = query.options(selectinload(related))
+            return [self.storage._build_frozen_trial_from_trial_model(t) for t in query.all()
+                    if t.trial_id in wanted]
 
 
 def trial_id_of(trial: FrozenTrial) -> int:
