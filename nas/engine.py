@@ -472,7 +472,7 @@ class Engine:
             atomic_torch_save({"controller": stage.controller.state_dict(), "told": sorted(told),
                                "controller_name": getattr(stage.controller, "name", "")}, path)
 
-        self._checkpoint_pace.setdefault(stage.name, Paced()).run(save, force=force)
+        self._checkpoint_pace.setdefault(stage.name, Paced(share=0.05)).run(save, force=force)
 
 
 def proposals_in_order(decisions: Sequence[Decision], points: Sequence[Sequence[int]]) -> Any:

@@ -153,7 +153,7 @@ class Search(Job):
         self.decisions = self.space.decisions
         self.latency = None if cfg.latency_table is None else self._latency_predictor()
         self.halving = None if cfg.rungs is None else SuccessiveHalving(self, cfg.rung_settings)
-        self._b0_pace = Paced()
+        self._b0_pace = Paced(share=0.05)
 
     def _latency_predictor(self) -> Callable[[ArchSpec], float]:
         """The table's prediction of a full-size candidate's latency; the table must fit this search exactly
@@ -256,7 +256,7 @@ class Search(Job):
 
     def trial_outputs(self) -> None:
         """After each trial: its row appended to trials.csv; b0.json, which ranks every record, rewritten
-        at a pace that keeps it under a tenth of the search's time (:class:`nas.fileio.Paced`)."""
+        at a pace that keeps it under a twentieth of the search's time (:class:`nas.fileio.Paced`)."""
         self.store.write_trials_csv(final=False)
         self._b0_pace.run(self._write_b0)
 

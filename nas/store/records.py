@@ -120,6 +120,9 @@ class TrialLog:
     def reservations(self) -> list[Reservation]:
         return sorted(self._reservations.values(), key=lambda r: r.number)
 
+    def reservation(self, number: int) -> Reservation | None:
+        return self._reservations.get(number)
+
     def refresh(self) -> "TrialLog":
         """Read what changed in the storage: new finished trials become records, new RUNNING ones reservations."""
         load = []

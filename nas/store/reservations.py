@@ -51,9 +51,10 @@ class Reservations:
         self.storage_url = storage_url
 
     def _trial_id(self, number: int) -> int:
-        for reservation in self.log.reservations:
-            if reservation.number == number:
-                return reservation.trial_id
+        """The storage's id of trial ``number`` (one dict look-up: the heartbeat thread asks too)."""
+        reservation = self.log.reservation(number)
+        if reservation is not None:
+            return reservation.trial_id
         return self.study._storage.get_trial_id_from_study_id_trial_number(self.rows.study_id, number)
 
     def reserve(self, stage: str, choices: Mapping[str, Any], indices: Sequence[int], decisions: Sequence[Any],

@@ -130,7 +130,11 @@ def open_storage(url: str) -> Any:
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
-            kwargs["engine_kwargs"]["connect_args"] = {"connect_timeout": 10}
+            # synchronous_commit off for this toolkit's sessions only, for the reason SQLite gets its
+            # write-ahead log (_write_ahead): a commit does not wait for the server's disk. Other
+            # processes see it at once; a crash of the server (not of a search) may lose the last
+            # trials, which a resume trains again; nothing is corrupted.
+            kwargs["engine_kwargs"]["connect_args"] = {"connect_timeout": 10, "options": "-c synchronous_commit=off"}
     try:
         for attempt in range(5):
             try:
