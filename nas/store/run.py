@@ -283,8 +283,9 @@ def check_sqlite_file(url: str, run_dir: Path) -> None:
 
 
 def _remove_new(run_dir: Path, existed: bool) -> None:
-    """Undo a new run folder: its run.json and study file, and the folder when this process made it."""
-    for name in (RUN_FILE, STUDY_FILE):
+    """Undo a new run folder: its run.json and study file (with SQLite's write-ahead log beside it), and the
+    folder when this process made it."""
+    for name in (RUN_FILE, STUDY_FILE, f"{STUDY_FILE}-wal", f"{STUDY_FILE}-shm"):
         try:
             (run_dir / name).unlink()
         except OSError:
