@@ -52,7 +52,7 @@ from nas.controllers.sequence import SequenceController
 from nas.counting import count
 from nas.decisions import Decision, Proposal
 from nas.errors import StorageError
-from nas.fileio import atomic_torch_save, atomic_write_bytes
+from nas.fileio import Paced, atomic_torch_save, atomic_write_bytes
 from nas.metrics import Metrics
 from nas.spec import ArchSpec
 from nas.store import GRACE_S, HEARTBEAT_S, RunStore, TrialRecord
@@ -225,6 +225,8 @@ class Engine:
         self._make_runner = runner
         self._runner: Runner | None = None
         self._heartbeat = _Heartbeat(store)
+        self._checkpoint_pace: dict[str, Paced] = {}
+        self._replayed: dict[str, int] = {}  # stage -> how far along the log's arrivals _replay has gone
 
     # ----------------------------------------------------------------------------- runner
     def runner(self) -> Runner:
@@ -259,6 +261,16 @@ class Engine:
             run.told[s.name] = self._restore(s)
             run.adopt += [(s, r) for r in self.store.reservations(s.name)
                           if r.owner == self.store.owner and not r.released]
+        try:
+            self._drive(run)
+        finally:
+            for s in run.stages:  # paced during the stage (_next_job): complete now
+                self._save_checkpoint(s, run.told[s.name], force=True)
+        run.result.wall_time_s = time.perf_counter() - start
+        return run.result
+
+    def _drive(self, run: _Pass) -> None:
+        stage, promotions = run.stage, run.promotions
         last_stale_check = 0.0
         while True:
             while len(run.in_flight) < self._capacity():
@@ -285,8 +297,6 @@ class Engine:
                 self.store.fail_stale()
                 last_stale_check = time.perf_counter()
             self._resolve_foreign(run)
-        run.result.wall_time_s = time.perf_counter() - start
-        return run.result
 
     def _next_job(self, run: _Pass) -> _Job | None:
         """An adopted reservation, a due promotion, or a new proposal reserved within the stage's budget
@@ -308,8 +318,10 @@ class Engine:
             stage = run.stage
             self._replay(stage, run.told[stage.name])  # what other processes of the study finished meanwhile
             proposal = stage.controller.ask()
-            # Saved at once: a process killed while this proposal trains resumes past it (it adopts the
-            # reservation) instead of asking for the same network again.
+            # Saved now, with what it was told since the last save: a process killed while this proposal
+            # trains resumes past it (it adopts the reservation) instead of asking for the same network
+            # again. Paced (nas.fileio.Paced): when trials take no time, every few asks; then a resumed
+            # random or rl controller may propose a few networks again, which are reused, not trained.
             self._save_checkpoint(stage, run.told[stage.name])
         else:
             return None
@@ -372,12 +384,14 @@ class Engine:
     def _trained_or_training_elsewhere(self, key: str, number: int) -> tuple[TrialRecord | None, bool]:
         """The finished trial that trained ``key``, else whether another process is training it.
 
-        Reservations are read before finished records: a process that finishes the network between
-        the two reads is then found by the second. Read the other way round it would be in neither,
-        and the network would train twice (seen once in two processes sharing a SQLite study).
+        Both come from one read of the study (:meth:`nas.store.TrialLog.refresh`: one query for the
+        states of every trial not seen to end), so a network another process finishes meanwhile is in
+        one or the other. Read as two queries, reservations first, then finished records, it would
+        be too; the other way round it could be in neither, and the network would train twice (seen
+        once in two processes sharing a SQLite study).
         """
         reservations = self.store.reservations()
-        done = self.store.trained_record(key)
+        done = self.store.trained_record(key, refresh=False)
         return done, done is None and self._trains_elsewhere(key, number, reservations)
 
     def _trains_elsewhere(self, key: str, number: int, reservations: list | None = None) -> bool:
@@ -454,13 +468,13 @@ class Engine:
             result.first_errors.setdefault(error_kind(metrics.error or metrics.status),
                                            (job.number, metrics.error or metrics.status))
         stage.controller.tell(job.proposal, reward, values)
-        run.told[stage.name].add(job.number)
-        self._save_checkpoint(stage, run.told[stage.name])
+        run.told[stage.name].add(job.number)  # saved with the next ask, or when the stage ends (a resume
+        # replays what a checkpoint has not been told)
         if run.promotions is not None:
             run.promotions.finished(record)
         self.outputs()
         if self.on_trial is not None:
-            self.on_trial(record, len(self.store.records(stage.name)), stage.trials)
+            self.on_trial(record, self.store.finished(stage.name), stage.trials)
         return record
 
     # ------------------------------------------------------------------------------ resume
@@ -474,24 +488,40 @@ class Engine:
             except (KeyError, TypeError, ValueError) as exc:
                 raise StorageError(f"{stage.checkpoint}: unusable controller checkpoint ({exc})") from None
             told = set(checkpoint.get("told", []))
-        self._replay(stage, told)
+        self._replayed[stage.name] = 0  # the controller is as the checkpoint left it: go over every record
+        self._replay(stage, told, refresh=True)
         return told
 
-    def _replay(self, stage: Stage, told: set[int]) -> None:
+    def _replay(self, stage: Stage, told: set[int], refresh: bool = False) -> None:
         """Tell the stage's controller the stored trials it has not been told (adding them to ``told``):
         on resume, what the checkpoint had not seen; before every proposal, what the other processes of
-        a shared study finished, so each controller learns from the whole study and not only its own."""
-        for record in self.store.records(stage.name):
-            if record.number not in told and len(record.indices) == len(stage.decisions):
+        a shared study finished, so each controller learns from the whole study and not only its own.
+
+        Only the records that joined the store's log since the last replay are gone over (the log's
+        arrival order, :meth:`nas.store.RunStore.arrived`), so a replay before each proposal costs the
+        same at the 10,000th trial as at the 10th. Before a proposal the log is as of the budget check
+        just made; ``refresh`` reads the storage first (on resume)."""
+        start = self._replayed.get(stage.name, 0)
+        records = self.store.arrived(start, refresh=refresh)
+        self._replayed[stage.name] = start + len(records)
+        for record in records:
+            if (record.stage == stage.name and record.number not in told
+                    and len(record.indices) == len(stage.decisions)):
                 reward = record.reward if record.metrics.status in ("ok", "pruned") else None
                 stage.controller.tell(Proposal(-1 - record.number, record.indices), reward,
                                       dict(record.values) or None)
                 told.add(record.number)
 
-    def _save_checkpoint(self, stage: Stage, told: set[int]) -> None:
-        if stage.checkpoint is not None:
+    def _save_checkpoint(self, stage: Stage, told: set[int], force: bool = False) -> None:
+        if stage.checkpoint is None:
+            return
+        path = stage.checkpoint
+
+        def save() -> None:
             atomic_torch_save({"controller": stage.controller.state_dict(), "told": sorted(told),
-                               "controller_name": getattr(stage.controller, "name", "")}, stage.checkpoint)
+                               "controller_name": getattr(stage.controller, "name", "")}, path)
+
+        self._checkpoint_pace.setdefault(stage.name, Paced(share=0.05)).run(save, force=force)
 
 
 def proposals_in_order(decisions: Sequence[Decision], points: Sequence[Sequence[int]]) -> Any:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,6 +70,31 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     buffer = io.BytesIO()  # serialized first: a full disk is then an OSError of the write, which torch's
     torch.save(obj, buffer)  # own file writer reports as an unspecific RuntimeError
     atomic_write_bytes(path, buffer.getvalue())
+
+
+class Paced:
+    """Rewrites a file whose cost grows with the run (b0.json ranks every record) at most ``share`` of the time.
+
+    After a run that took ``t`` seconds, the next waits until ``t / share`` seconds have passed since
+    it started, so the output takes at most that share of the wall time however large the run grows,
+    and while it is cheap (a small run, or trials that train for seconds) it runs after every trial.
+    ``force`` runs it now (a stage ended: the file must be complete). A rename over an existing file
+    costs milliseconds here (ext4 writes the new file's data first), so even a small file rewritten
+    after every instant trial would be most of the trial's cost.
+    """
+
+    def __init__(self, share: float = 0.1) -> None:
+        self.share = share
+        self._next = 0.0
+
+    def run(self, output: Callable[[], None], force: bool = False) -> bool:
+        start = time.perf_counter()
+        if not force and start < self._next:
+            return False
+        output()
+        self._next = start + (time.perf_counter() - start) / self.share
+        return True
+
 
 
 def _json_default(value: Any) -> Any:

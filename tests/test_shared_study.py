@@ -208,8 +208,8 @@ def test_a_network_finished_elsewhere_between_the_two_reads_is_not_trained_again
     first, second, spec, a, b = two_processes_reserving_one_network(tmp_path)
     read_records = second.trained_record
 
-    def records_then_the_other_finishes(key: str):
-        found = read_records(key)
+    def records_then_the_other_finishes(key: str, refresh: bool = True):
+        found = read_records(key, refresh)
         first.complete(a, TrialRecord(choices={}, indices=(), metrics=Metrics(accuracy=0.5), spec=spec, arch="b0",
                                       key=spec.key(), reward=0.5, train_key="same-network"))
         return found

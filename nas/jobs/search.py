@@ -23,7 +23,7 @@ from nas.controllers import controller_options, make_controller, proposal_seed
 from nas.decisions import Decision
 from nas.engine import CHECKPOINT, Plan, Stage, StageResult
 from nas.errors import ConfigError
-from nas.fileio import atomic_write_json
+from nas.fileio import Paced, atomic_write_json
 from nas.jobs.rungs import RungSettings, SuccessiveHalving
 from nas.jobs.setup import Job, JobSettings, fixed_points_stage, higher_fidelity, is_int
 from nas.limits import MAX_TRIALS, check_at_most
@@ -153,6 +153,7 @@ class Search(Job):
         self.prepare_proposals()
         self.latency = None if cfg.latency_table is None else self._latency_predictor()
         self.halving = None if cfg.rungs is None else SuccessiveHalving(self, cfg.rung_settings)
+        self._b0_pace = Paced(share=0.05)
 
     def prepare_proposals(self) -> None:
         """The controller, drawing this process's own stream: the study's seed for its first (or only)
@@ -246,9 +247,10 @@ class Search(Job):
             stages[SEARCH_STAGE] = engine.run(self.search_stage(), self.halving)
             if self.halving is not None:
                 self.halving.close()
+            self.write_outputs()
             if self.config.rerank:
                 stages[RERANK_STAGE] = engine.run(self.rerank_stage())
-        self.write_outputs()
+                self.write_outputs()
         first_errors: dict[str, tuple[int, str]] = {}
         for result in stages.values():
             for kind, item in result.first_errors.items():
@@ -261,9 +263,18 @@ class Search(Job):
                             failed=sum(s.failed for s in stages.values()), first_errors=first_errors, stages=stages)
 
     def write_outputs(self) -> None:
-        """trials.csv and b0.json (atomically)."""
-        records = self.store.records()
+        """trials.csv and b0.json, complete (after each stage and at the end)."""
         self.store.write_trials_csv()
+        self._b0_pace.run(self._write_b0, force=True)
+
+    def trial_outputs(self) -> None:
+        """After each trial: its row appended to trials.csv; b0.json, which ranks every record, rewritten
+        at a pace that keeps it under a twentieth of the search's time (:class:`nas.fileio.Paced`)."""
+        self.store.write_trials_csv(final=False)
+        self._b0_pace.run(self._write_b0)
+
+    def _write_b0(self) -> None:
+        records = self.store.log.records
         choice = choose_b0(records)
         if choice is not None:
             atomic_write_json(self.out / B0_FILE, b0_document(choice, records, self.store.config))

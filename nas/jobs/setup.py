@@ -301,7 +301,13 @@ class Job:
         raise NotImplementedError
 
     def write_outputs(self) -> None:
+        """The job's files, complete (after each stage and at the end)."""
         self.store.write_trials_csv()
+
+    def trial_outputs(self) -> None:
+        """The job's files after each trial (default: :meth:`write_outputs`; a job whose outputs cost
+        more as the run grows keeps them current more cheaply, as :class:`nas.jobs.search.Search` does)."""
+        self.write_outputs()
 
     @classmethod
     def objective_of(cls, stored: Mapping[str, Any]) -> Objective:
@@ -312,7 +318,7 @@ class Job:
     def make_engine(self, latency: Callable[[ArchSpec], float] | None = None) -> Engine:
         """The job's engine, its objective's missing references measured first (see :meth:`measure_references`)."""
         engine = Engine(self.store, self.parts.objective, self.parts.runner, self.parts.data_ref, self.config.device,
-                        latency=latency, on_trial=self.on_trial, outputs=self.write_outputs)
+                        latency=latency, on_trial=self.on_trial, outputs=self.trial_outputs)
         if self.parts.objective.missing_references():
             try:
                 self.measure_references(engine)

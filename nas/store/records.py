@@ -2,20 +2,24 @@
 
 A trial's record is decoded from its Optuna trial (user attributes ``metrics``, ``spec``, ...) the
 first time it is seen finished, and kept: :class:`TrialLog` asks the storage only for what changed
-(Optuna's cached storage reads the unfinished and the new trials), decodes the new finished ones
-and appends them, so reading a run costs the same at its 10th trial as at its 10,000th apart from
-the list itself. Trials still RUNNING are :class:`Reservation` s (see :mod:`nas.store.reservations`).
+(the states of the new and the unfinished trials), decodes the new finished ones and appends them,
+so reading a run costs the same at its 10th trial as at its 10,000th. Trials still RUNNING, or released
+(WAITING) by a process that stopped, are :class:`Reservation` s (see :mod:`nas.store.reservations`).
 A trial that ended without metrics (given up, over budget, stale) is neither.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from nas.metrics import Metrics
 from nas.spec import ArchSpec
 from nas.stats import at_chance, wilson_interval
+
+if TYPE_CHECKING:
+    from nas.store.trial_rows import TrialRows
 
 # trials.csv columns, in order; param_<decision> columns follow.
 COLUMNS = ("trial", "status", "reward", "accuracy", "macs", "params", "step_time_ms", "latency_ms", "arch", "key",
@@ -92,45 +96,97 @@ def decode(trial: Any) -> TrialRecord:
 
 
 class TrialLog:
-    """The study's trials as records and reservations, refreshed from the storage on :meth:`refresh`.
+    """The study's trials as records and reservations, brought up to date by :meth:`refresh`.
 
     ``records`` are in trial order; ``trained[train_key]`` is the record that trained a job (not a
-    reuse of it); ``reservations`` are the RUNNING (and released: WAITING) trials of the last refresh.
+    reuse of it); ``reservations`` are the RUNNING trials and the released (WAITING) ones, which a
+    process gave back unfinished to be claimed (this process's, and others' as of the last refresh). A
+    refresh asks the storage for the states of the trials it has not seen end (one small query,
+    :meth:`nas.store.trial_rows.TrialRows.states`) and loads only those that are new, have ended or
+    changed state (released, claimed), so it costs the same at the 10,000th trial as at the 10th.
+    Trials this process reserved or claimed are known without a read; their records join the log when
+    it completes them.
     """
 
-    def __init__(self, study: Any) -> None:
-        self.study = study
+    def __init__(self, rows: "TrialRows") -> None:
+        self.rows = rows
         self._by_number: dict[int, TrialRecord] = {}
         self._ended: set[int] = set()  # finished without metrics: never a record
         self.records: list[TrialRecord] = []
+        self.arrived: list[TrialRecord] = []  # the records in the order they joined the log
         self.trained: dict[str, TrialRecord] = {}
-        self.reservations: list[Reservation] = []
+        self._reservations: dict[int, Reservation] = {}  # number -> RUNNING / WAITING trial with a training key
+        self._numbers: dict[str, list[int]] = {}  # stage -> its records' numbers, sorted
+        self._seen_id = -1  # every trial with an id up to this one is known (ended, a record, or watched)
+        self._watched: dict[int, str] = {}  # trial id -> state when loaded: unfinished trials of other processes
+        self._mine: dict[int, int] = {}  # trial id -> number: RUNNING trials this process reserved or claimed
+
+    @property
+    def reservations(self) -> list[Reservation]:
+        return sorted(self._reservations.values(), key=lambda r: r.number)
+
+    def reservation(self, number: int) -> Reservation | None:
+        return self._reservations.get(number)
 
     def refresh(self) -> "TrialLog":
-        """Read what changed in the storage: new finished trials become records, reservations are re-read."""
-        reservations = []
-        new = []
-        for trial in self.study._storage.get_all_trials(self.study._study_id, deepcopy=False):
-            number = trial.number
-            if number in self._by_number or number in self._ended:
+        """Read what changed in the storage: new finished trials become records, new RUNNING (or released)
+        ones reservations, and a reservation released or claimed elsewhere is read again."""
+        load = []
+        for trial_id, number, state in self.rows.states(self._seen_id, self._watched):
+            self._seen_id = max(self._seen_id, trial_id)
+            if trial_id in self._mine:
                 continue
-            attrs = trial.user_attrs
-            if trial.state.name in ("RUNNING", "WAITING"):
-                if "train_key" in attrs:
-                    reservations.append(Reservation(number, trial._trial_id, attrs.get("stage", "search"),
-                                                    attrs["train_key"], tuple(attrs.get("indices", ())),
-                                                    attrs.get("owner", ""), released=trial.state.name == "WAITING"))
-            elif "metrics" in attrs:
-                new.append(decode(trial))
-            else:
-                self._ended.add(number)
-        self.reservations = reservations
+            if number in self._by_number or number in self._ended:
+                self._watched.pop(trial_id, None)
+                continue
+            if self._watched.get(trial_id) == state.name:
+                continue  # unchanged since it was loaded: training elsewhere, or released and not yet claimed
+            load.append(trial_id)
+        new = []
+        for trial in self.rows.load(load):
+            new += self._take(trial)
         self.add(new)
         return self
 
+    def _take(self, trial: Any) -> list[TrialRecord]:
+        """A trial loaded from the storage: watched while it is unfinished (a reservation when it has a
+        training key: RUNNING, or released when WAITING), then a record (or ended)."""
+        from nas.store.trial_rows import trial_id_of  # optuna: imported when a study is used
+
+        trial_id, number, attrs = trial_id_of(trial), trial.number, trial.user_attrs
+        if not trial.state.is_finished():
+            self._watched[trial_id] = trial.state.name
+            self._reservations.pop(number, None)
+            if "train_key" in attrs:
+                self._reservations[number] = Reservation(number, trial_id, attrs.get("stage", "search"),
+                                                         attrs["train_key"], tuple(attrs.get("indices", ())),
+                                                         attrs.get("owner", ""), released=trial.state.name == "WAITING")
+            return []
+        self._watched.pop(trial_id, None)
+        self._reservations.pop(number, None)
+        if "metrics" in attrs:
+            return [decode(trial)]
+        self._ended.add(number)
+        return []
+
+    def reserved(self, reservation: Reservation) -> None:
+        """A trial this process has just reserved (or claimed): known without a read until it completes,
+        is given up or released."""
+        self._watched.pop(reservation.trial_id, None)
+        self._mine[reservation.trial_id] = reservation.number
+        self._reservations[reservation.number] = reservation
+
+    def released(self, number: int) -> None:
+        """This process gave reservation ``number`` back (WAITING): watched from now on, as another's."""
+        reservation = self._reservations.get(number)
+        if reservation is not None:
+            self._mine.pop(reservation.trial_id, None)
+            self._watched[reservation.trial_id] = "WAITING"
+            self._reservations[number] = replace(reservation, released=True)
+
     def add(self, records: Iterable[TrialRecord]) -> None:
         """Append finished records (this process's own completions go in without a read)."""
-        added = False
+        out_of_order = False
         for record in records:
             assert record.number is not None
             if record.number in self._by_number:
@@ -139,19 +195,31 @@ class TrialLog:
             if record.reused_from is None and record.train_key:
                 self.trained.setdefault(record.train_key, record)
             if self.records and record.number < (self.records[-1].number or 0):
-                added = True  # out of order (another process finished an earlier trial): sort below
+                out_of_order = True  # another process finished an earlier trial: sort below
             self.records.append(record)
-        if added:
+            self.arrived.append(record)
+            insort(self._numbers.setdefault(record.stage, []), record.number)
+            self._forget_reservation(record.number)
+        if out_of_order:
             self.records.sort(key=lambda r: r.number)
-        self.reservations = [r for r in self.reservations if r.number not in self._by_number]
 
     def ended(self, number: int) -> None:
         """A reservation ended without a candidate (given up): it is no longer counted."""
         self._ended.add(number)
-        self.reservations = [r for r in self.reservations if r.number != number]
+        self._forget_reservation(number)
+
+    def _forget_reservation(self, number: int) -> None:
+        reservation = self._reservations.pop(number, None)
+        if reservation is not None:
+            self._mine.pop(reservation.trial_id, None)
 
     def of_stage(self, stage: str | None) -> list[TrialRecord]:
         return list(self.records) if stage is None else [r for r in self.records if r.stage == stage]
+
+    def finished(self, stage: str, below: int | None = None) -> int:
+        """How many records ``stage`` has (numbered below ``below``, when given), without a read."""
+        numbers = self._numbers.get(stage, [])
+        return len(numbers) if below is None else bisect_left(numbers, below)
 
 
 __all__ = ["COLUMNS", "Reservation", "TrialLog", "TrialRecord", "decode"]

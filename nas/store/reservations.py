@@ -20,7 +20,9 @@ A process that stops on purpose (Ctrl-C, SIGTERM) does not wait for the heartbea
 :meth:`release` s what it holds (Optuna's ``WAITING`` state: number, network and stage kept, still
 counted against the budget), and the first process to :meth:`claim` one (a resume of the run
 folder, or another process sharing the study) trains it under its original number. The claim is
-Optuna's own atomic ``WAITING -> RUNNING`` transition, so two claimers never both win.
+one transaction on the trial's locked row (:meth:`nas.store.trial_rows.TrialRows.claim`: ``WAITING ->
+RUNNING`` and the new owner together), so two claimers never both win and no reader sees it running
+under its former owner.
 """
 
 from __future__ import annotations
@@ -28,50 +30,55 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import replace
-from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from nas.errors import StorageError
 from nas.spec import ArchSpec
-from nas.store.records import TrialLog, TrialRecord
+from nas.store.records import Reservation, TrialLog, TrialRecord
 from nas.store.study import first_line, shown
+
+if TYPE_CHECKING:
+    from nas.store.trial_rows import TrialRows
 
 
 class Reservations:
-    """Reserve, complete, give up and keep alive the trials of one study on behalf of ``owner``."""
+    """Reserve, complete, give up and keep alive the trials of one study on behalf of ``owner``.
 
-    def __init__(self, study: Any, log: TrialLog, owner: str, metric_names: Sequence[str], storage_url: str) -> None:
+    Each step is one transaction of :class:`nas.store.trial_rows.TrialRows` (a trial's 42 parameters
+    are one insert, not 42 round trips), and each budget check counts from the log without going over
+    the study's records, so both cost the same at the 10,000th trial as at the 10th.
+    """
+
+    def __init__(self, study: Any, rows: "TrialRows", log: TrialLog, owner: str, metric_names: Sequence[str],
+                 storage_url: str) -> None:
         self.study = study
+        self.rows = rows
         self.log = log
         self.owner = owner
         self.metric_names = list(metric_names)
         self.storage_url = storage_url
 
-    @property
-    def _storage(self) -> Any:
-        return self.study._storage
-
     def _trial_id(self, number: int) -> int:
-        return self._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
+        """The storage's id of trial ``number`` (one dict look-up: the heartbeat thread asks too)."""
+        reservation = self.log.reservation(number)
+        if reservation is not None:
+            return reservation.trial_id
+        return self.study._storage.get_trial_id_from_study_id_trial_number(self.rows.study_id, number)
 
     def reserve(self, stage: str, choices: Mapping[str, Any], indices: Sequence[int], decisions: Sequence[Any],
                 spec: ArchSpec, arch: str, train_key: str) -> int:
         """Create the RUNNING trial of a candidate about to be trained (or reused); returns its number."""
         from optuna.distributions import CategoricalDistribution  # optuna: imported when a study is used
-        from optuna.trial import FrozenTrial, TrialState
 
         distributions = {d.name: CategoricalDistribution(list(d.options)) for d in decisions}
         attrs = {"stage": stage, "train_key": train_key, "key": spec.key(), "arch": arch, "spec": spec.to_dict(),
                  "indices": [int(i) for i in indices], "owner": self.owner}
-        template = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, datetime_start=datetime.now(),
-                               datetime_complete=None, params=dict(choices), distributions=distributions,
-                               user_attrs=attrs, system_attrs={}, intermediate_values={}, trial_id=-1)
         try:
-            trial_id = self._storage.create_new_trial(self.study._study_id, template_trial=template)
-            self._storage.record_heartbeat(trial_id)
-            return self._storage.get_trial_number_from_id(trial_id)
+            trial_id, number = self.rows.add_running(dict(choices), distributions, attrs)
         except Exception as exc:  # noqa: BLE001
             raise StorageError(f"storage {shown(self.storage_url)!r}: cannot add a trial: {first_line(exc)}") from None
+        self.log.reserved(Reservation(number, trial_id, stage, train_key, tuple(int(i) for i in indices), self.owner))
+        return number
 
     def complete(self, number: int, record: TrialRecord) -> TrialRecord:
         """Finish a reserved trial with its metrics; returns the record with its number (kept in the log)."""
@@ -87,11 +94,7 @@ class Reservations:
         attrs = {"status": m.status, "metrics": m.to_dict(), "values": dict(record.values),
                  "reused_from": record.reused_from, "reward": record.reward}
         try:
-            for key, value in attrs.items():
-                self._storage.set_trial_user_attr(trial_id, key, value)
-            for step, accuracy in enumerate(m.history):
-                self._storage.set_trial_intermediate_value(trial_id, step, float(accuracy))
-            self._storage.set_trial_state_values(trial_id, state, values)
+            self.rows.finish(trial_id, state, values, attrs, [float(a) for a in m.history])
         except optuna.exceptions.UpdateFinishedTrialError:
             raise StorageError(f"trial {number} was given up by another process while this one trained it "
                                "(its heartbeat stopped for longer than the grace period)") from None
@@ -118,8 +121,7 @@ class Reservations:
 
         trial_id = self._trial_id(number)
         try:
-            self._storage.set_trial_user_attr(trial_id, "given_up", reason)
-            self._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            self.rows.finish(trial_id, TrialState.FAIL, user_attrs={"given_up": reason})
         except optuna.exceptions.UpdateFinishedTrialError:
             pass
         self.log.ended(number)
@@ -129,29 +131,31 @@ class Reservations:
         from optuna.trial import TrialState  # optuna: imported when a study is used
 
         try:
-            self._storage.set_trial_state_values(self._trial_id(number), TrialState.WAITING)
+            self.rows.storage.set_trial_state_values(self._trial_id(number), TrialState.WAITING)
         except Exception:  # noqa: BLE001 - finished meanwhile, or the storage is gone: then the heartbeat tells
-            pass
+            return
+        self.log.released(number)
 
     def claim(self, number: int) -> bool:
         """Take over a released reservation (RUNNING again, owned by this process); False if another took it."""
-        from optuna.trial import TrialState  # optuna: imported when a study is used
-
+        reservation = self.log.reservation(number)
+        if reservation is None:
+            return False
         try:
-            trial_id = self._trial_id(number)
-            self._storage.record_heartbeat(trial_id)  # before it runs again: a stale heartbeat would fail it at once
-            if not self._storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+            # The heartbeat first: a stale one would fail the trial as soon as it runs again.
+            self.rows.storage.record_heartbeat(reservation.trial_id)
+            if not self.rows.claim(reservation.trial_id, {"owner": self.owner}):
                 return False
-            self._storage.set_trial_user_attr(trial_id, "owner", self.owner)
         except Exception:  # noqa: BLE001 - finished, or claimed by another process in the same instant
             return False
+        self.log.reserved(replace(reservation, owner=self.owner, released=False))
         return True
 
     def heartbeat(self, numbers: Sequence[int]) -> None:
         """Mark this process's reservations alive (called every ``HEARTBEAT_S`` while they train)."""
         for number in numbers:
             try:
-                self._storage.record_heartbeat(self._trial_id(number))
+                self.rows.storage.record_heartbeat(self._trial_id(number))
             except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
                 pass
 
@@ -165,9 +169,9 @@ class Reservations:
 
     def counted(self, stage: str, below: int | None = None) -> int:
         """Candidates of ``stage``, finished or training (optionally only those numbered below ``below``)."""
-        self.log.refresh()
-        items = [*self.log.records, *self.log.reservations]
-        return sum(1 for r in items if r.stage == stage and (below is None or r.number < below))
+        log = self.log.refresh()
+        running = sum(1 for r in log.reservations if r.stage == stage and (below is None or r.number < below))
+        return log.finished(stage, below) + running
 
     def within_budget(self, number: int, stage: str, budget: int) -> bool:
         """Whether reservation ``number`` is one of the first ``budget`` candidates of its stage."""

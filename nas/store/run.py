@@ -19,7 +19,7 @@ from nas.errors import StorageError
 from nas.fileio import atomic_write_json, read_json_object
 from nas.folder_lock import FolderLock
 from nas.spec import ArchSpec
-from nas.store.outputs import trials_frame, write_trials_csv
+from nas.store.outputs import TrialsCsv, trials_frame
 from nas.store.processes import join_study
 from nas.store.records import Reservation, TrialLog, TrialRecord
 from nas.store.reservations import Reservations
@@ -98,8 +98,10 @@ class RunStore:
     (:mod:`nas.folder_lock`) until :meth:`close`; a reader holds none.
     """
 
-    def __init__(self, run_dir: Path, storage_url: str, study: Any, config: dict[str, Any],
+    def __init__(self, run_dir: Path, storage_url: str, study: Any, config: dict[str, Any], backend: Any,
                  created: bool = False, lock: FolderLock | None = None) -> None:
+        from nas.store.trial_rows import TrialRows, study_id_of  # optuna: imported when a study is used
+
         self.run_dir = run_dir
         self.storage_url = storage_url
         self.study = study
@@ -108,8 +110,10 @@ class RunStore:
         self.process: int = int(config.get("process", 0))  # its number in a shared study (nas.store.processes)
         self.created = created  # this process made the folder (a failed set-up may remove it again)
         self.lock = lock
-        self.log = TrialLog(study)
-        self.book = Reservations(study, self.log, self.owner, self.metric_names, storage_url)
+        rows = TrialRows(backend, study_id_of(study))
+        self.log = TrialLog(rows)
+        self.book = Reservations(study, rows, self.log, self.owner, self.metric_names, storage_url)
+        self.trials_csv = TrialsCsv(run_dir)
 
     # ------------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -175,7 +179,7 @@ class RunStore:
                 _remove_new(run_dir, existed, files=())
             lock.release()
             raise
-        return cls(run_dir, url, study, full, created=not existed, lock=lock)
+        return cls(run_dir, url, study, full, backend, created=not existed, lock=lock)
 
     @classmethod
     def open(cls, run_dir: str | Path, storage: str | None = None, write: bool = False) -> "RunStore":
@@ -218,7 +222,7 @@ class RunStore:
             raise StorageError(f"{run_dir}: storage {shown(url)!r} holds no study {config.get('study_name')!r}") from None
         except Exception as exc:  # noqa: BLE001
             raise StorageError(f"{run_dir}: cannot load the study from {shown(url)!r}: {first_line(exc)}") from None
-        store = cls(run_dir, url, study, config, lock=lock)
+        store = cls(run_dir, url, study, config, backend, lock=lock)
         if write and own and config.get("storage") is not None:
             store.update_config(storage=None)  # a run of an earlier version: now found wherever the folder is
         return store
@@ -256,9 +260,21 @@ class RunStore:
         reservations = self.log.refresh().reservations
         return [r for r in reservations if stage is None or r.stage == stage]
 
-    def trained_record(self, train_key: str) -> TrialRecord | None:
-        """The finished trial that trained ``train_key`` (not a reuse of it), if any."""
-        return self.log.refresh().trained.get(train_key)
+    def trained_record(self, train_key: str, refresh: bool = True) -> TrialRecord | None:
+        """The finished trial that trained ``train_key`` (not a reuse of it), if any (``refresh`` False:
+        as of the last read, e.g. the one that just read the reservations)."""
+        log = self.log.refresh() if refresh else self.log
+        return log.trained.get(train_key)
+
+    def arrived(self, since: int = 0, refresh: bool = True) -> list[TrialRecord]:
+        """Finished candidates in the order they joined this store's log, from position ``since`` on: a
+        reader that keeps its place goes over each record once (``refresh`` False: as of the last read)."""
+        log = self.log.refresh() if refresh else self.log
+        return log.arrived[since:]
+
+    def finished(self, stage: str) -> int:
+        """How many finished candidates ``stage`` has, as of the last read (no query)."""
+        return self.log.finished(stage)
 
     def trial(self, number: int) -> TrialRecord:
         for r in self.records():
@@ -270,8 +286,10 @@ class RunStore:
         """Every finished trial as trials.csv's table."""
         return trials_frame(self.records())
 
-    def write_trials_csv(self) -> None:
-        write_trials_csv(self.run_dir, self.records())
+    def write_trials_csv(self, final: bool = True) -> None:
+        """Bring trials.csv up to date (:class:`~nas.store.outputs.TrialsCsv`: new rows appended; the whole
+        file in trial order when ``final``)."""
+        self.trials_csv.update(self.log.refresh() if final else self.log, final=final)
 
     # ------------------------------------------------------------------------------ writing
     def reserve(self, stage: str, choices: Mapping[str, Any], indices: Sequence[int], decisions: Sequence[Any],
@@ -340,8 +358,10 @@ def _refuse_existing(run_dir: Path, storage: str | None) -> None:
                            "this toolkit; choose another output folder", field="out")
 
 
-def _remove_new(run_dir: Path, existed: bool, files: Sequence[str] = (RUN_FILE, STUDY_FILE)) -> None:
-    """Undo a new run folder: its run.json and study file, and the folder when this process made it."""
+def _remove_new(run_dir: Path, existed: bool,
+                files: Sequence[str] = (RUN_FILE, STUDY_FILE, f"{STUDY_FILE}-wal", f"{STUDY_FILE}-shm")) -> None:
+    """Undo a new run folder: its run.json and study file (with SQLite's write-ahead log beside it), and the
+    folder when this process made it."""
     for name in files:
         try:
             (run_dir / name).unlink()
