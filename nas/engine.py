@@ -314,7 +314,9 @@ class Engine:
         if due is not None:
             stage, choices = due
             proposal = Proposal(-1, choices)
-        elif self.store.counted(run.stage.name) < run.stage.trials:
+        # The study was just read (_claim_released): the count and the replay are as of that read, and
+        # within_budget reads again after the reservation, which is what makes the budget exact.
+        elif self.store.counted(run.stage.name, refresh=False) < run.stage.trials:
             stage = run.stage
             self._replay(stage, run.told[stage.name])  # what other processes of the study finished meanwhile
             proposal = stage.controller.ask()
@@ -341,7 +343,8 @@ class Engine:
 
     def _claim_released(self, run: _Pass) -> tuple[Stage, Any] | None:
         """A reservation released by a process that stopped (this run folder's earlier process, or another
-        sharing the study), claimed for this pass's stages; None when there is none left to claim."""
+        sharing the study), claimed for this pass's stages; None when there is none left to claim. Reads
+        what changed in the study (the one read before a new proposal)."""
         stages = {s.name: s for s in run.stages}
         for reservation in self.store.reservations():
             stage = stages.get(reservation.stage)
@@ -499,8 +502,8 @@ class Engine:
 
         Only the records that joined the store's log since the last replay are gone over (the log's
         arrival order, :meth:`nas.store.RunStore.arrived`), so a replay before each proposal costs the
-        same at the 10,000th trial as at the 10th. Before a proposal the log is as of the budget check
-        just made; ``refresh`` reads the storage first (on resume)."""
+        same at the 10,000th trial as at the 10th. Before a proposal the log is as of the read just
+        made (``_claim_released``); ``refresh`` reads the storage first (on resume)."""
         start = self._replayed.get(stage.name, 0)
         records = self.store.arrived(start, refresh=refresh)
         self._replayed[stage.name] = start + len(records)

@@ -113,6 +113,17 @@ def test_finishing_a_trial_that_already_ended_writes_nothing(tmp_path):
     assert trial.intermediate_values == {} and trial.values is None
 
 
+def test_a_released_trial_is_claimed_once_with_its_new_owner_in_one_step(tmp_path):
+    study, rows = new_study(tmp_path)
+    trial_id, _ = rows.add_running({"kernel": 3}, DISTRIBUTIONS, ATTRS)
+    assert not rows.claim(trial_id, {"owner": "def"})  # RUNNING: nothing to claim, nothing written
+    study._storage.set_trial_state_values(trial_id, TrialState.WAITING)  # released, as Optuna writes it
+    assert rows.claim(trial_id, {"owner": "def"})
+    assert not rows.claim(trial_id, {"owner": "ghi"})  # claimed once
+    (trial,) = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'study.db'}").trials
+    assert trial.state == TrialState.RUNNING and trial.user_attrs == {**ATTRS, "owner": "def"}
+
+
 def test_reading_what_changed_returns_new_and_watched_trials_only(tmp_path):
     study, rows = new_study(tmp_path)
     ids = [rows.add_running({"kernel": 3}, DISTRIBUTIONS, {})[0] for _ in range(4)]

@@ -167,9 +167,10 @@ class Reservations:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
 
-    def counted(self, stage: str, below: int | None = None) -> int:
-        """Candidates of ``stage``, finished or training (optionally only those numbered below ``below``)."""
-        log = self.log.refresh()
+    def counted(self, stage: str, below: int | None = None, refresh: bool = True) -> int:
+        """Candidates of ``stage``, finished, training or released (optionally only those numbered below
+        ``below``; ``refresh`` False: as of the last read)."""
+        log = self.log.refresh() if refresh else self.log
         running = sum(1 for r in log.reservations if r.stage == stage and (below is None or r.number < below))
         return log.finished(stage, below) + running
 

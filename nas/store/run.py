@@ -320,8 +320,8 @@ class RunStore:
     def fail_stale(self) -> None:
         self.book.fail_stale()
 
-    def counted(self, stage: str, below: int | None = None) -> int:
-        return self.book.counted(stage, below)
+    def counted(self, stage: str, below: int | None = None, refresh: bool = True) -> int:
+        return self.book.counted(stage, below, refresh)
 
     def within_budget(self, number: int, stage: str, budget: int) -> bool:
         return self.book.within_budget(number, stage, budget)
