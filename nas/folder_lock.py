@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import sys
+import time
 import weakref
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -97,6 +98,11 @@ class FolderLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = Holder.parse(_read(fd))
+                for _ in range(20):  # the holder writes who it is just after it locks: give it a moment
+                    if holder is not None:
+                        break
+                    time.sleep(0.05)
+                    holder = Holder.parse(_read(fd))
                 os.close(fd)
                 who = holder.describe() if holder else "another process"
                 raise StorageError(f"{folder}: in use by {who}; one process at a time writes a folder (wait for it "

@@ -139,8 +139,11 @@ class PostgresServer:
         self.run("initdb", "-D", str(self.data_dir), "-U", self.user, "--pwfile", str(pwfile), "-E", "UTF8",
                  "--no-locale", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
         pwfile.unlink()
+        # 200 clients: one server serves a whole test module (each test its own database); every process
+        # of a shared study holds a connection pool, and a killed one's connections linger until the
+        # server notices (50 ran out once under load: "too many clients already").
         options = (f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.root} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50 "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
                    "-c shared_buffers=16MB")
         self.run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log), "-o", options, "-w", "-t",
                  str(START_TIMEOUT_S), "start")

@@ -44,7 +44,12 @@ def test_timed_calls_of_a_warmed_network_take_no_page_faults():
     time_calls(call, TimingPolicy(warmup=3, min_repeats=1, min_seconds=0, max_repeats=1))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     time_calls(call, TimingPolicy(warmup=0, min_repeats=20, min_seconds=0, max_repeats=20))
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 50
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    # Fresh pages would cost one activation's pages per call, 20 x 1,176 at least. The count is the
+    # whole process's: other threads of a test worker fault now and then (118 once in CI), so the
+    # bound is one activation's pages over all 20 calls, still 20 times below what a broken state takes.
+    one_activation_pages = 96 * 112 * 112 * 4 // resource.getpagesize()
+    assert faults < one_activation_pages
 
 
 def test_time_calls_follows_the_policy():

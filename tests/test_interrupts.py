@@ -33,7 +33,14 @@ print("restored", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True
 """
 
 
+def _default_sigint() -> None:
+    """A child with Ctrl-C's default handler: a test run started in the background (`cmd &` in a script)
+    ignores SIGINT, every child inherits that, and stop_signals() rightly leaves an ignored SIGINT alone."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("preexec_fn", _default_sigint)
     return subprocess.run([sys.executable, "-c", SCRIPT, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}, **kwargs)
 
