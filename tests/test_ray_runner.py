@@ -284,8 +284,10 @@ def test_ray_run_killed_with_sigkill_resumes_without_losing_a_trial(tmp_path):
     after = open_run(out).dataframe()
     assert len(after) == 6 and list(after.trial) == list(range(6))
     cols = ["trial", "key", "accuracy", "wall_time_s", "reward"]
-    pd.testing.assert_frame_equal(after[cols].iloc[: len(before)].reset_index(drop=True),
-                                  before[cols].reset_index(drop=True))
+    # two workers finish out of order: under load trials 1 and 2 were done and 0 still running at the kill
+    kept = after[after.trial.isin(before.trial)].sort_values("trial")
+    pd.testing.assert_frame_equal(kept[cols].reset_index(drop=True),
+                                  before.sort_values("trial")[cols].reset_index(drop=True))
     assert sum(1 for e in events(out) if e["event"] == "start") == 2
     # the command started a local Ray of its own, whose logs the run folder links to
     assert (out / "ray-logs").is_symlink() and (out / "ray-logs").resolve() == temp_root(out)
