@@ -93,11 +93,9 @@ def worker(mode: str, data_dir: str, cache_dir: str, steps: int, batch: int) -> 
 
 def fashion(args: argparse.Namespace) -> None:
     from nas.data import load_dataset
-    from nas.data.shared import missing_reason, shared_dataset_dir
+    from nas.data.shared import require_shared_dataset
 
-    data_dir = args.data_dir or shared_dataset_dir("fashion-mnist")
-    if data_dir is None:
-        raise SystemExit(missing_reason("fashion-mnist"))
+    data_dir = require_shared_dataset("fashion-mnist", args.data_dir)
     with tempfile.TemporaryDirectory(prefix="nas-cache-", dir=args.tmp) as cache_dir:
         start = time.perf_counter()
         load_dataset("fashion-mnist", data_dir, cache_dir=cache_dir, resolution=32)

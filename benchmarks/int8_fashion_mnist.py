@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from nas.data.shared import missing_reason, shared_dataset_dir
+from nas.data.shared import require_shared_dataset
 
 
 def train(spec_source: str, data, epochs: float, seed: int, out: Path) -> Path:
@@ -66,9 +66,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    data_dir = args.data_dir or shared_dataset_dir("fashion-mnist")
-    if data_dir is None:
-        raise SystemExit(missing_reason("fashion-mnist"))
+    data_dir = require_shared_dataset("fashion-mnist", args.data_dir)
     torch.set_num_threads(args.threads)
     data = load_dataset("fashion-mnist", data_dir, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="int8-bench-") as tmp:

@@ -37,7 +37,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nas.data.shared import missing_reason, shared_dataset_dir  # noqa: E402
+from nas.data.shared import require_shared_dataset  # noqa: E402
 from objectives import make_objective  # noqa: E402
 
 METHODS = ("single", "rungs", "random-rungs")
@@ -111,10 +111,7 @@ def main() -> int:
     parser.add_argument("--reference-epochs", type=float, default=10)
     parser.add_argument("--reference-seeds", type=int, default=2)
     args = parser.parse_args()
-    data = shared_dataset_dir("fashion-mnist")
-    if data is None:
-        print(missing_reason("fashion-mnist"), file=sys.stderr)
-        return 2
+    data = require_shared_dataset("fashion-mnist")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache_path = out / "reference.json"

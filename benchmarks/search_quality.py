@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.data.shared import missing_reason, shared_dataset_dir
+from nas.data.shared import require_shared_dataset
 
 CONTROLLERS = ("rl", "random", "tpe", "nsga2")
 
@@ -69,9 +69,7 @@ def main() -> None:
     from nas.ranking import ranked as rank
     from nas.store import open_run, run_exists
 
-    source = shared_dataset_dir("fashion-mnist")
-    if source is None:
-        raise SystemExit(missing_reason("fashion-mnist"))
+    source = require_shared_dataset("fashion-mnist")
     out = Path(args.out)
     data_dir = write_subset(source, out / "data", args.train_images)
     rows, results, walls = [], [], {}

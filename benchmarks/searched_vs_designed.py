@@ -41,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nas.data.shared import missing_reason, shared_dataset_dir  # noqa: E402
+from nas.data.shared import require_shared_dataset  # noqa: E402
 
 B0_MACS = "386M"  # EfficientNet-B0: 385,814,752 multiply-adds at 224 px (nas show efficientnet-b0)
 
@@ -93,10 +93,7 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args()
 
-    data_dir = args.data_dir or shared_dataset_dir("fashion-mnist")
-    if data_dir is None:
-        print(missing_reason("fashion-mnist"), file=sys.stderr)
-        return 2
+    data_dir = require_shared_dataset("fashion-mnist", args.data_dir)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     steps = Steps(out, args.dry_run)

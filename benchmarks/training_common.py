@@ -16,7 +16,7 @@ import torch
 
 from nas.data import load_dataset
 from nas.data.base import Dataset
-from nas.data.shared import missing_reason, shared_dataset_dir
+from nas.data.shared import require_shared_dataset
 from nas.presets import preset
 from nas.scaling import scale_spec
 
@@ -43,9 +43,7 @@ def setup(args: argparse.Namespace) -> None:
 def shared(name: str, subset: int = 0, seed: int = 0) -> Dataset:
     """The shared dataset ``name`` (mnist, fashion-mnist); ``subset`` > 0 keeps that many training
     images (a seeded random choice; minival and test stay whole)."""
-    folder = shared_dataset_dir(name)
-    if folder is None:
-        raise SystemExit(missing_reason(name))
+    folder = require_shared_dataset(name)
     data = load_dataset(name, folder, seed=seed)
     if 0 < subset < len(data.train_y):
         keep = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))[:subset].sort().values

@@ -79,7 +79,7 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _pids_naming(folder: Path) -> list[int]:
+def pids_naming(folder: Path | str) -> list[int]:
     """Processes whose command line names ``folder`` (Ray passes a node's session dir to its processes)."""
     text = str(folder)
     found = []
@@ -112,7 +112,7 @@ class RayNode:
 
     def pids(self) -> list[int]:
         """Every live process of this node: its session, plus any that names its temp dir."""
-        return sorted(set(session_pids(self.process.pid)) | set(_pids_naming(self.temp_dir)))
+        return sorted(set(session_pids(self.process.pid)) | set(pids_naming(self.temp_dir)))
 
     def raylet_pid(self) -> int | None:
         for pid in self.pids():
@@ -134,7 +134,7 @@ class RayNode:
 
     def stop(self) -> None:
         kill_session(self.process.pid, grace_s=1.0)
-        for pid in _pids_naming(self.temp_dir):
+        for pid in pids_naming(self.temp_dir):
             _signal(pid, signal.SIGKILL)
         try:
             self.process.wait(timeout=10)

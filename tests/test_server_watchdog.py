@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cluster import pids_naming
 from postgres import find_pg_bindir, missing_reason
 
 TESTS = Path(__file__).resolve().parent
@@ -50,18 +51,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _naming(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 def kill_pytest_holding(tmp_path: Path, postgres: bool, ray: bool) -> dict:
     """Start a pytest that starts the servers, SIGKILL it once they run; returns what it said they are."""
     (tmp_path / "test_hold.py").write_text(HOLDER)
@@ -90,7 +79,7 @@ def wait_until_gone(pids: list[int], folders: list[str], timeout: float = 60) ->
     """Until the processes, any process naming the folders, and the folders themselves are gone."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        left = [p for p in pids if _alive(p)] + [p for f in folders for p in _naming(f)]
+        left = [p for p in pids if _alive(p)] + [p for f in folders for p in pids_naming(f)]
         kept = [f for f in folders if Path(f).exists()]
         if not left and not kept:
             return

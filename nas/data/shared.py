@@ -35,4 +35,14 @@ def missing_reason(name: str) -> str:
             f"(set {ENV_VAR} to the folder holding {name}/)")
 
 
-__all__ = ["ENV_VAR", "missing_reason", "shared_data_root", "shared_dataset_dir"]
+def require_shared_dataset(name: str, given: str | Path | None = None) -> Path:
+    """``given`` (a ``--data-dir``), else the shared folder; a benchmark without either stops with one line."""
+    if given:
+        return Path(given)
+    folder = shared_dataset_dir(name)
+    if folder is None:
+        raise SystemExit(f"error: {missing_reason(name)}")
+    return folder
+
+
+__all__ = ["ENV_VAR", "missing_reason", "require_shared_dataset", "shared_data_root", "shared_dataset_dir"]
