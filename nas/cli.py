@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from nas.errors import NasError, with_flag
 from nas.interrupts import exit_code, message, stop_signals
+from nas.threads import short_spin_waits
 
 # Subcommand modules, in the order `nas --help` lists them.
 COMMANDS = ("search", "results", "report", "fidelity", "show", "train", "compare", "scale", "pareto", "export",
@@ -99,6 +100,7 @@ def given_dests(argv: Sequence[str]) -> frozenset[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; Ctrl-C and SIGTERM stop it cleanly with one line (:mod:`nas.interrupts`)."""
+    short_spin_waits()  # before torch loads OpenMP: waiting threads soon sleep instead of taking cores
     with stop_signals():
         try:
             return _run(argv)

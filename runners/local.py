@@ -6,6 +6,7 @@ from collections import deque
 from typing import Any
 
 from nas.metrics import Metrics
+from nas.threads import fair_threads, plan_threads, set_threads
 from runners.base import Runner, TrainJob, run_job
 
 
@@ -18,6 +19,7 @@ class LocalRunner(Runner):
                  run_dir: Any = None) -> None:
         # Each job names its data and device itself (run_job loads the data once per process).
         self._queue: deque[TrainJob] = deque()
+        self.threads = plan_threads("local", {}).threads
 
     def submit(self, job: TrainJob) -> None:
         self._queue.append(job)
@@ -26,7 +28,8 @@ class LocalRunner(Runner):
         if not self._queue:
             return []
         job = self._queue.popleft()
+        set_threads(fair_threads(self.threads))  # the planned share, less what other work keeps busy now
         return [(job, run_job(job))]
 
     def describe(self) -> str:
-        return "local (in-process, one candidate at a time)"
+        return f"local (in-process, one candidate at a time, {self.threads} thread(s))"

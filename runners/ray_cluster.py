@@ -32,6 +32,7 @@ from nas.data.ref import DatasetRef
 from nas.errors import ConfigError, unknown_name
 from nas.interrupts import keep_signal_handlers
 from nas.metrics import Metrics
+from nas.threads import ray_cpus_per_trial
 from runners.base import Runner, TrainJob
 from runners.ray_support import (
     AshaCoordinator,
@@ -107,7 +108,8 @@ class RayRunner(Runner):
     - ``workers``: concurrent trials (default: as many as the cluster's CPUs / GPUs allow). Workers
       the cluster cannot place yet join when it can (a node added later); trials never wait on them.
     - ``gpus_per_trial``: default 1 when the cluster has GPUs, else 0 (fractions pack several trials
-      on one GPU). ``cpus_per_trial``: default 1; it is also the worker's torch thread count.
+      on one GPU). ``cpus_per_trial``: default the cluster's CPUs / ``workers`` (1 without ``workers``); it is
+      also the worker's torch thread count.
     - ``retries``: how often a trial whose worker died is started again (default 2).
     - ``scheduler``: ``fifo`` (every candidate trains its whole budget) or ``asha`` (Ray Tune's
       asynchronous successive halving on per-epoch minival accuracy; ``asha_grace_period`` epochs,
@@ -151,6 +153,7 @@ class RayRunner(Runner):
         self._connect(address, node_ip_address, num_cpus, float(connect_timeout_s))
         try:
             resources = ray.cluster_resources()
+            self.cpus_per_trial = ray_cpus_per_trial(cpus_per_trial, workers, float(resources.get("CPU", 1)))
             self.gpus_per_trial = self._default_gpus(gpus_per_trial, resources)
             self.capacity = self._default_workers(workers, resources)
             self._log("start", address=address or "local", node_ip_address=node_ip_address, workers=self.capacity,
@@ -290,6 +293,7 @@ class RayRunner(Runner):
             self._coordinator_args = (grace, rf)
         self.stats.actors_s = time.perf_counter() - start
         self._log("workers", pids=[s.pid for s in self._slots], nodes=[s.node for s in self._slots],
+                  threads=[s.where.get("threads") if s.where else None for s in self._slots],
                   started=sum(s.where is not None for s in self._slots), actors_s=round(self.stats.actors_s, 3))
 
     def _new_actor(self, index: int) -> None:

@@ -49,7 +49,9 @@ class TrainWorker:
         """Where this worker lives: process id, Ray node id and address, and the GPUs Ray gave it."""
         import ray  # ray: imported only by a Ray run
 
-        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+        import torch  # torch: imported when used, not at module import
+
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "threads": torch.get_num_threads(),
                 "ip": ray.util.get_node_ip_address(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
     def train(self, job: TrainJob, coordinator: Any = None) -> "WorkerResult":

@@ -13,6 +13,7 @@ import pytest
 from nas.cli import main
 from nas.jobs import JOBS, run_objective
 from nas.store import open_run
+from nas.threads import usable_cores
 
 DATA = Path(__file__).parent / "data" / "runs-v1"
 FAST = ["--epochs", "3", "--quiet"]
@@ -67,7 +68,11 @@ def test_runs_of_the_previous_version_resume_in_their_own_folder(old_runs, capsy
     before = {p: digest(p) for p in DATA.rglob("*") if p.is_file()}
     search = old_runs / "search"
     assert json.loads((search / "run.json").read_text())["storage"].startswith("sqlite:////")
+    capsys.readouterr()
     assert main(["search", "--out", str(search), "--resume", "--trials", "6", *FAST[2:]]) == 0
+    first = capsys.readouterr().out.splitlines()[0]  # the thread plan is in the first line (the suite fixes 1)
+    assert first.startswith("nas search -> ") and first.endswith(
+        "threads: 1 process x 1 intra-op thread(s) on %d core(s) (OMP_NUM_THREADS))" % usable_cores())
     records = open_run(search).records("search")
     assert len(records) == 6 and len({r.number for r in records}) == 6
     assert json.loads((search / "run.json").read_text())["storage"] is None  # now found wherever the folder is
@@ -78,7 +83,8 @@ def test_runs_of_the_previous_version_resume_in_their_own_folder(old_runs, capsy
     assert stages == ["search"] * 4  # its stored references were used: no reference network trained
 
     assert main(["scale", "grid", "--out", str(old_runs / "grid"), "--resume", "--quiet"]) == 0
-    assert "0 trained" in capsys.readouterr().out
+    grid_out = capsys.readouterr().out
+    assert "0 trained" in grid_out and "threads: 1 process x 1" in grid_out.splitlines()[0]
     assert main(["fidelity", str(search), "--top", "3", "--epochs", "3", "--quiet"]) == 0
     assert {p: digest(p) for p in DATA.rglob("*") if p.is_file()} == before
 

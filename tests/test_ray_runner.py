@@ -86,6 +86,8 @@ def test_six_trials_on_two_workers_fill_the_store(ray_and_local_runs):
     log = events(out)
     start = next(e for e in log if e["event"] == "start")
     assert start["workers"] == 2 and start["resources"]["CPU"] == 2
+    # each worker's torch threads are its share of the cores: 2 CPUs / 2 workers
+    assert start["cpus_per_trial"] == 1 and next(e for e in log if e["event"] == "workers")["threads"] == [1, 1]
     # both workers trained, and at one moment two candidates were in flight
     submits = [e for e in log if e["event"] == "submit"]
     assert {e["worker"] for e in submits} == {0, 1}

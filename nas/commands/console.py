@@ -11,12 +11,20 @@ from rich.table import Table
 
 from nas.engine import error_kind
 from nas.ranking import accuracy_interval
+from nas.threads import ThreadPlan, busy_cores, busy_warning
 
 
 def make_console() -> Console:
     """A rich console; 120 columns when writing to a file or pipe so that wide tables are not cut."""
     console = Console()
     return console if console.is_terminal else Console(width=120)
+
+
+def warn_if_busy(console: Console, plan: ThreadPlan) -> None:
+    """Say once, right after a job's first line, when other work keeps the cores its plan wants busy."""
+    warning = busy_warning(plan, busy_cores())
+    if warning:
+        console.print(warning, style="yellow", markup=False, highlight=False)
 
 
 def fmt_count(value: float | None, unit: str = "") -> str:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from rich.table import Table
 
 from nas.api import load_spec
-from nas.commands.console import SearchProgress, fmt_count, fmt_float, make_console
+from nas.commands.console import SearchProgress, fmt_count, fmt_float, make_console, warn_if_busy
 from nas.commands.report import report_at_end
 from nas.commands.search import add_run_flags, add_training_flags, runner_options
 from nas.compound import (
@@ -31,6 +31,7 @@ from nas.compound import (
 )
 from nas.errors import ConfigError
 from nas.fileio import atomic_write_json, read_json_object
+from nas.threads import plan_threads
 
 
 def add_parser(sub: Any) -> None:
@@ -140,10 +141,13 @@ def run_grid(args: argparse.Namespace) -> int:
                      on_point=progress.update, overrides=overrides)
     done = len(grid.store.records())
     c = grid.config
+    threads = plan_threads(c.runner, c.runner_options)
     console.print(f"[bold]nas scale grid[/bold] -> {out}  (base {c.base_source or grid.base.name}; phi {c.phi:g}; "
                   f"{len(grid.points)} points, constraint {c.constraint} within {c.tol * 100:g}% of "
                   f"{2 ** c.phi:g}x; ranked by {c.objective}; dataset {c.dataset}; "
-                  f"{'resuming at ' + str(done) if args.resume else 'new run'})")
+                  f"{'resuming at ' + str(done) if args.resume else 'new run'}; {threads.describe()})",
+                  soft_wrap=True)  # one line in a log, however long
+    warn_if_busy(console, threads)
     start = time.perf_counter()
     with progress.running(total=len(grid.points), completed=done):
         result = grid.run()
