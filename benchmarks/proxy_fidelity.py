@@ -12,7 +12,8 @@ The measurement of ``nas fidelity --sample`` (nas/jobs/proxy_measurement.py), ru
 
 It prints a markdown table for BENCHMARKS.md: every score at every budget, the parameter and
 multiply-add baselines and the noise ceiling, each with its Kendall tau, Spearman rho and 95%
-bootstrap intervals, and the verdict. Resumable: a second call continues what is missing (the run is
+bootstrap intervals, and the verdict; then, at each budget, how far the best score is ahead of each
+other score (a paired bootstrap: the default ``--score`` is the best one, nas.metrics.DEFAULT_SCORE). Resumable: a second call continues what is missing (the run is
 an ordinary run folder). Run it alone, with one torch thread (``OMP_NUM_THREADS=1``): it then uses one
 core, and its accuracies do not depend on the machine's load (only its times do).
 
@@ -33,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nas.data.shared import missing_reason, shared_dataset_dir  # noqa: E402
+from nas.data.shared import require_shared_dataset  # noqa: E402
 
 
 def nas(*args: str) -> None:
@@ -58,10 +59,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=float, default=10, help="the reference fidelity's epochs")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    data = shared_dataset_dir("fashion-mnist")
-    if data is None:
-        print(missing_reason("fashion-mnist"), file=sys.stderr)
-        return 2
+    data = require_shared_dataset("fashion-mnist")
     out = Path(args.out)
     run = out / "run"
     start = time.perf_counter()
@@ -88,7 +86,30 @@ def main() -> int:
     if "noise_ceiling" in measured:
         print(f"| reference seed 1 vs seed 2 (noise ceiling) | - | {cells(measured['noise_ceiling'])} |")
     print(f"\n{measured['verdict']}")
+    print_paired_differences(measured)
     return 0
+
+
+def print_paired_differences(measured: dict) -> None:
+    """At each budget, the best score's tau minus each other score's, resampling the candidates once for
+    both (their separate intervals overlap even where one is reliably ahead)."""
+    import numpy as np
+
+    from nas.stats import tau_difference
+
+    usable = [c for c in measured["candidates"] if c.get("reference_accuracy") and c.get("proxy_scores")]
+    reference = [float(np.mean(c["reference_accuracy"])) for c in usable]
+    print("\n| proxy epochs | best score | minus | tau difference [95%, paired bootstrap] | share of resamples not ahead |")
+    print("|---|---|---|---|---|")
+    for budget, scores in measured["scores"].items():
+        best = max(scores, key=lambda name: scores[name]["kendall_tau"]["value"])
+        for other in scores:
+            if other == best:
+                continue
+            diff = tau_difference([c["proxy_scores"][budget][best] for c in usable],
+                                  [c["proxy_scores"][budget][other] for c in usable], reference)
+            print(f"| {budget} | {best} | {other} | {diff.value:+.2f} [{diff.low:+.2f}, {diff.high:+.2f}] | "
+                  f"{diff.p_value:.2f} |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nas.metrics import DEFAULT_SCORE
 from nas.registry import Registry
 from objectives.accuracy import AccuracyObjective
 from objectives.base import VALUE_KEYS, Objective
@@ -27,9 +28,9 @@ def make_objective(name: str, **options: Any) -> Objective:
 
 def objective_from_settings(settings: Any) -> Objective:
     """The objective named by ``settings.objective``, built from the settings (see ``Objective.from_settings``),
-    with ``settings.score`` (default accuracy) as its quality term."""
+    with ``settings.score`` (default :data:`nas.metrics.DEFAULT_SCORE`) as its quality term."""
     objective = OBJECTIVES[settings.objective].from_settings(settings)
-    return objective.with_score(getattr(settings, "score", "accuracy"))
+    return objective.with_score(getattr(settings, "score", DEFAULT_SCORE))
 
 
 __all__ = ["OBJECTIVES", "AccuracyObjective", "Objective", "MnasObjective", "V2Objective", "VALUE_KEYS", "make_objective",

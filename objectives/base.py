@@ -90,6 +90,10 @@ class Objective(ABC):
         if self.score == "accuracy":
             return finite(values, "accuracy")
         raw = finite(values, f"score_{self.score}")
+        if raw is None and self.score == "bn_accuracy":
+            # a runner that re-estimated nothing (one of a user's, the benchmarks' instant runner): the
+            # accuracy itself, as for a network without BatchNorm
+            return finite(values, "accuracy")
         return None if raw is None else score_quality(self.score, raw)
 
     def values(self, values: Mapping[str, Any]) -> dict[str, float]:

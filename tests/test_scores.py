@@ -17,7 +17,7 @@ from torch import nn
 from nas.cli import main
 from nas.data import load_dataset
 from nas.jobs.search import SearchConfig, run_search
-from nas.metrics import SCORES, score_quality
+from nas.metrics import DEFAULT_SCORE, SCORES, score_quality
 from nas.store import open_run
 from nas.training import TrainBudget, train_candidate
 from nas.training.scores import TrainLossTail, bn_reestimated
@@ -89,6 +89,20 @@ def test_score_train_loss_is_the_rewards_quality_term(tmp_path):
         assert record.reward == pytest.approx(objective.reward({"accuracy": quality, "macs": record.values["macs"]}))
     assert frame.score.tolist() == pytest.approx([math.exp(-r.metrics.scores["train_loss"])
                                                   for r in open_run(out).records()])
+
+
+def test_the_default_score_is_bn_accuracy_and_runs_stored_without_one_keep_accuracy():
+    assert SearchConfig().score == DEFAULT_SCORE == "bn_accuracy"
+    stored = SearchConfig(trials=3).to_dict()
+    del stored["score"]  # a run.json written before scores existed
+    assert SearchConfig.from_dict(stored).score == "accuracy"
+    assert SearchConfig.from_dict({**stored, "score": "train_loss"}).score == "train_loss"
+    objective = make_objective("mnas").with_score("bn_accuracy")
+    measured = {"accuracy": 0.8, "score_bn_accuracy": 0.9, "macs": 400e6}
+    assert objective.quality(measured) == 0.9
+    # a runner that re-estimated nothing reports no bn_accuracy: the accuracy itself, as without BatchNorm
+    assert objective.quality({"accuracy": 0.8, "macs": 400e6}) == 0.8
+    assert make_objective("mnas").with_score("train_loss").quality({"accuracy": 0.8}) is None
 
 
 def test_train_subset_is_seeded_stratified_and_leaves_minival_alone():

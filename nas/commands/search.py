@@ -9,10 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from nas.commands.console import SearchProgress, leaderboard_table, make_console, rerank_table
+from nas.commands.console import SearchProgress, leaderboard_table, make_console, rerank_table, warn_if_busy
 from nas.commands.report import report_at_end
 from nas.errors import ConfigError
+from nas.metrics import DEFAULT_SCORE
 from nas.ranking import RERANK, choose_b0, ranked, ties_with_b0
+from nas.threads import plan_threads
 
 
 def add_parser(sub: Any) -> None:
@@ -86,10 +88,11 @@ def add_training_flags(p: Any, search: bool = True) -> None:
                             "at the first rung and the best 1/eta of each rung go on to the next, continuing "
                             "their training (instead of --epochs)")
         g.add_argument("--eta", type=int, default=3, help="with --rungs: promote the best 1/eta of each rung")
-    g.add_argument("--score", default="accuracy",
-                   help="what the reward's quality term is, from the training already paid for: accuracy (minival), "
-                        "minival_loss, train_loss (the last half of the steps) or bn_accuracy (BatchNorm statistics "
-                        "re-estimated); losses enter as exp(-loss)")
+    g.add_argument("--score", default=DEFAULT_SCORE,
+                   help="what the reward's quality term is, from the training already paid for: bn_accuracy (minival "
+                        "accuracy after the BatchNorm statistics are re-estimated; it ranked best in BENCHMARKS.md), "
+                        "accuracy (minival), minival_loss or train_loss (the last half of the steps); losses enter "
+                        "as exp(-loss)")
     if search:
         g.add_argument("--target-resolution", type=int, default=None,
                        help="resolution at which the full-size cost is counted (default: the space's, 224 for "
@@ -214,9 +217,12 @@ def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) 
     """Run a prepared search with a progress bar, then print its leaderboard, B0 and what to trust."""
     done = len(search.store.records("search"))
     cfg = search.config
+    threads = plan_threads(cfg.runner, cfg.runner_options)
     console.print(f"[bold]nas search[/bold] -> {out}  ({search.space.describe()}; "
                   f"{search.parts.objective.describe()}; controller {cfg.controller}; dataset {cfg.dataset}; "
-                  f"{'resuming at ' + str(done) if resumed else 'new run'})")
+                  f"{'resuming at ' + str(done) if resumed else 'new run'}; {threads.describe()})",
+                  soft_wrap=True)  # one line in a log, however long
+    warn_if_busy(console, threads)
     with progress.running(total=cfg.trials, completed=done):
         result = search.run()
     store = result.store

@@ -29,7 +29,7 @@ from nas.device import resolve_device
 from nas.engine import Engine, Plan, Stage
 from nas.errors import ConfigError, StorageError
 from nas.limits import MAX_EPOCHS, check_at_most, check_seed
-from nas.metrics import SCORES
+from nas.metrics import DEFAULT_SCORE, SCORES, STORED_WITHOUT_SCORE
 from nas.spec import ArchSpec
 from nas.store import RunStore, TrialRecord
 from nas.training.budget import TrainBudget
@@ -77,7 +77,7 @@ class JobSettings:
     seed: int = 0
     data_cache: str | None = None  # folder of the data cache (memory-mapped files at the proxy resolution)
     rebuild_cache: bool = False  # rebuild a data cache of another dataset, resolution or source
-    score: str = "accuracy"  # the reward's quality term: a name of nas.metrics.SCORES
+    score: str = DEFAULT_SCORE  # the reward's quality term: a name of nas.metrics.SCORES
 
     def __post_init__(self) -> None:
         if self.epochs is not None and not (_finite(self.epochs) and self.epochs > 0):
@@ -112,7 +112,7 @@ class JobSettings:
     def from_dict(cls, data: Mapping[str, Any]) -> Any:
         """From a stored ``run.json``, ignoring keys the settings do not know (kind, storage, owner...)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{"score": STORED_WITHOUT_SCORE, **{k: v for k, v in data.items() if k in known}})
 
 
 def _plain(value: Any) -> Any:
