@@ -9,7 +9,8 @@ from scipy.stats import kendalltau, spearmanr
 from nas.metrics import Metrics, pack_correct, unpack_correct
 from nas.presets import preset
 from nas.ranking import choose_b0, ties_with_b0
-from nas.stats import at_chance, mcnemar, mean_interval, paired_difference, rank_agreement, wilson_interval
+from nas.stats import (at_chance, mcnemar, mean_interval, paired_difference, rank_agreement, tau_difference,
+                       wilson_interval)
 from nas.store import TrialRecord
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I, method 3 (Wilson
@@ -177,3 +178,20 @@ def test_bootstrap_intervals_resample():
     x, y = _noisy(640, 0)
     large = rank_agreement(x, y, resamples=400, seed=1)["spearman_rho"]
     assert 0.15 < (large.high - large.low) / width < 0.4
+
+
+def test_tau_difference_resamples_the_candidates_once_for_both_scores():
+    rng = np.random.default_rng(3)
+    reference = rng.normal(size=60)
+    good = reference + rng.normal(scale=0.3, size=60)
+    noise = rng.normal(size=60)
+    ahead = tau_difference(good, noise, reference)
+    assert ahead.value == pytest.approx(kendalltau(good, reference)[0] - kendalltau(noise, reference)[0])
+    assert 0 < ahead.low < ahead.value < ahead.high and ahead.p_value == 0.0
+    same = tau_difference(good, good, reference)  # paired: one score against itself differs by nothing
+    assert (same.value, same.low, same.high, same.p_value) == (0.0, 0.0, 0.0, 1.0)
+    # a score slightly perturbed: its separate interval would overlap, the paired one is narrow
+    near = tau_difference(good, good + rng.normal(scale=0.05, size=60), reference)
+    assert near.high - near.low < 0.2
+    with pytest.raises(ValueError):
+        tau_difference([1, 2], [1, 2], [1, 2])
