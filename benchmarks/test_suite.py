@@ -78,7 +78,9 @@ def main() -> int:
               f"{wall:.0f} s wall with the install ({full.get('pytest_s')} s of pytest)")
         for line in full["slowest"]:
             print(f"    {line}")
-        collected = fast.get("passed", 0) + fast.get("skipped", 0) + fast.get("deselected", 0)
+        # with xdist the summary line does not count the deselected tests: the whole suite's count is the total
+        collected = max(full.get("passed", 0) + full.get("skipped", 0),
+                        fast.get("passed", 0) + fast.get("skipped", 0) + fast.get("deselected", 0))
         share = (fast.get("passed", 0) + fast.get("skipped", 0)) / collected if collected else float("nan")
         print(f"  fast lane exit {fast_code}: {fast.get('passed')} passed of {collected} collected ({share:.0%}), "
               f"{fast.get('pytest_s')} s of pytest, {fast_wall:.0f} s wall")

@@ -22,7 +22,7 @@ def make_console() -> Console:
 
 def warn_if_busy(console: Console, plan: ThreadPlan) -> None:
     """Say once, right after a job's first line, when other work keeps the cores its plan wants busy."""
-    warning = busy_warning(plan, busy_cores())
+    warning = busy_warning(plan, busy_cores(sample_s=0.2))  # 0.2 s: 20 ticks of each core, a moment at the start
     if warning:
         console.print(warning, style="yellow", markup=False, highlight=False)
 
