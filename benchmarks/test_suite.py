@@ -84,8 +84,8 @@ def main() -> int:
         share = (fast.get("passed", 0) + fast.get("skipped", 0)) / collected if collected else float("nan")
         print(f"  fast lane exit {fast_code}: {fast.get('passed')} passed of {collected} collected ({share:.0%}), "
               f"{fast.get('pytest_s')} s of pytest, {fast_wall:.0f} s wall")
-        if code != 0 or fast_code != 0:
-            print(output[-3000:])
+        for failed in re.findall(r"^(?:FAILED|ERROR) .*$", output + fast_output, re.M):
+            print(f"  {failed}")  # pytest's own summary lines: the install's stderr follows them in the output
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     report = {"date": dt.date.today().isoformat(), "commit": head.strip(), "machine": platform.platform(),
