@@ -82,7 +82,7 @@ def plan_threads(runner: str, options: Mapping[str, Any], cores: int | None = No
     if cpus is not None:
         return ThreadPlan(runner, workers, max(1, int(cpus)), cores, "--cpus-per-trial")
     if workers is not None and options.get("address") is None:
-        return ThreadPlan(runner, workers, ray_cpus_per_trial(None, workers, cores), cores, "cores / workers")
+        return ThreadPlan(runner, workers, int(ray_cpus_per_trial(None, workers, cores)), cores, "cores / workers")
     if workers is not None:
         return ThreadPlan(runner, workers, 1, cores, "the cluster's CPUs / workers, set when it answers")
     return ThreadPlan(runner, None, 1, cores, "one CPU per trial")

@@ -28,6 +28,7 @@ def test_ray_workers_take_the_cpus_asked_or_a_fair_share():
     assert plan_threads("ray", {"cpus_per_trial": 3.0, "workers": 2}, cores=8).threads == 3
     shared = plan_threads("ray", {"workers": 3}, cores=8)
     assert (shared.processes, shared.threads, shared.why) == (3, 2, "cores / workers")
+    assert shared.describe() == "threads: 3 Ray workers x 2 intra-op thread(s) on 8 core(s) (cores / workers)"
     assert plan_threads("ray", {}, cores=8).threads == 1  # workers fill the cluster, one CPU each
     assert "set when it answers" in plan_threads("ray", {"workers": 2, "address": "127.0.0.2:6379"}, cores=8).why
     assert ray_cpus_per_trial(None, 2, 2.0) == 1.0
