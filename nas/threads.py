@@ -124,31 +124,60 @@ def _affinity() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
+Snapshot = tuple[tuple[float, float, int] | None, float, float]  # (/proc/stat, own CPU s, monotonic s)
+
+
+def _snapshot() -> Snapshot:
+    return _cpu_times(), time.process_time(), time.monotonic()
+
+
+def _busy_between(first: Snapshot, second: Snapshot) -> float | None:
+    """Cores other work kept busy between two snapshots: all busy time less this process's own."""
+    (a, own_a, wall_a), (b, own_b, wall_b) = first, second
+    if a is None or b is None or b[1] <= a[1] or wall_b <= wall_a:
+        return None
+    share = (b[0] - a[0]) / (b[1] - a[1])
+    own = (own_b - own_a) / (wall_b - wall_a)  # this process's own use (every thread) does not count
+    return max(0.0, share * b[2] - own)
+
+
 def busy_cores(sample_s: float = 0.5) -> float | None:
     """How many of this process's cores other work keeps busy now, sampled over ``sample_s`` (None: unknown)."""
-    first = _cpu_times()
-    if first is None:
-        return None
-    before = time.process_time()
+    first = _snapshot()
     time.sleep(sample_s)
-    second = _cpu_times()
-    if second is None or second[1] <= first[1]:
-        return None
-    share = (second[0] - first[0]) / (second[1] - first[1])
-    own = (time.process_time() - before) / sample_s  # this process's own use does not count
-    return max(0.0, share * second[2] - own)
+    return _busy_between(first, _snapshot())
 
 
-def fair_threads(planned: int, sample_s: float = 0.2) -> int:
+class BusyMeter:
+    """Cores other work kept busy since the last reading, so a reading between two trials costs no wait:
+    the interval is the trial just trained, and this process's own CPU time is taken out of it. The
+    first reading samples ``first_sample_s``."""
+
+    def __init__(self, first_sample_s: float = 0.2) -> None:
+        self._first_sample_s = first_sample_s
+        self._last: Snapshot | None = None
+
+    def read(self) -> float | None:
+        if self._last is None:
+            self._last = _snapshot()
+            time.sleep(self._first_sample_s)
+        now = _snapshot()
+        busy, self._last = _busy_between(self._last, now), now
+        return busy
+
+
+def fair_threads(planned: int, meter: BusyMeter | None = None, sample_s: float = 0.2) -> int:
     """The threads to train with now: the planned share, less the cores other work keeps busy (at least 1).
 
     Two searches started together on 2 cores each plan 2 threads; measured before each trial, each
     sees the other's and takes 1, so each computes on a core of its own instead of both fighting over
     both (a digits trial took 13-14x its time alone that way; BENCHMARKS.md). Alone again, it takes 2.
+    ``meter``: read over the time since its last reading (the local runner's, once per trial); without
+    one, sampled over ``sample_s``.
     """
     if planned <= 1:
         return 1
-    busy = busy_cores(sample_s)
+    busy = meter.read() if meter is not None else busy_cores(sample_s)
     if busy is None:
         return planned
     return max(1, min(planned, int(usable_cores() - busy + 0.5)))

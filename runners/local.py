@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any
 
 from nas.metrics import Metrics
-from nas.threads import fair_threads, plan_threads, set_threads
+from nas.threads import BusyMeter, fair_threads, plan_threads, set_threads
 from runners.base import Runner, TrainJob, run_job
 
 
@@ -20,6 +20,7 @@ class LocalRunner(Runner):
         # Each job names its data and device itself (run_job loads the data once per process).
         self._queue: deque[TrainJob] = deque()
         self.threads = plan_threads("local", {}).threads
+        self._busy = BusyMeter()
 
     def submit(self, job: TrainJob) -> None:
         self._queue.append(job)
@@ -28,7 +29,7 @@ class LocalRunner(Runner):
         if not self._queue:
             return []
         job = self._queue.popleft()
-        set_threads(fair_threads(self.threads))  # the planned share, less what other work keeps busy now
+        set_threads(fair_threads(self.threads, self._busy))  # the plan, less what other work kept busy
         return [(job, run_job(job))]
 
     def describe(self) -> str:

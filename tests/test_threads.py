@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from nas.threads import (ThreadPlan, busy_cores, busy_warning, fair_threads, plan_threads, ray_cpus_per_trial,
+from nas.threads import (BusyMeter, ThreadPlan, busy_cores, busy_warning, fair_threads, plan_threads, ray_cpus_per_trial,
                          usable_cores)
 
 
@@ -62,3 +62,22 @@ def test_a_busy_machine_is_reported_once_in_one_line(busy, warned):
         assert line.startswith(f"warning: {busy:.1f} of 2 cores are already busy") and "\n" not in line
     # a plan that wants one core of two leaves room for one busy core
     assert busy_warning(ThreadPlan("ray", 1, 1, 2, "--cpus-per-trial"), 1.0) is None
+
+
+def test_the_meter_reads_the_time_since_its_last_reading_without_this_process_own_work():
+    meter = BusyMeter(first_sample_s=0.2)
+    assert meter.read() is not None  # the first reading samples a moment
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:  # this process's own work, as a trial's: not other work
+        pass
+    alone = meter.read()
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.8)  # the other process works between two readings, this one waits
+        beside = meter.read()
+    finally:
+        burner.kill()
+        burner.wait()
+    assert alone is not None and beside is not None
+    assert beside >= 0.6  # the other process's core was seen busy
+    assert alone <= usable_cores() - 0.5  # this process's own core was not counted (it would fill one)
