@@ -4,7 +4,9 @@ The whole pipeline as a user would run it (issue 23), every step a ``nas`` comma
 
 1. **Search**, ``--search-seeds`` times (default 3): the efficientnet space on Fashion-MNIST from
    ``../shared/data``, the mnas reward with T = EfficientNet-B0's multiply-adds (386M), rungs
-   (successive halving) and re-ranking of the leaders. One more search of the same budget with the
+   (successive halving) and re-ranking of the leaders, on a stratified subset of 10,000 training
+   images (``--search-subset``: the setting of the rungs benchmark; all 54,000 would cost each search
+   about an hour of one core). One more search of the same budget with the
    ``random`` controller.
 2. **Contestants**, under one recipe (``nas train --test --seeds N``, the same epochs and the same
    proxy transform ``--width --depth --resolution`` for every model): each search's B0,
@@ -83,6 +85,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=27, help="candidates of each search (rungs: 27 = 3^3)")
     parser.add_argument("--rungs", default="1,3,9", help="epochs per rung of each search (--rungs of nas search)")
     parser.add_argument("--rerank", type=int, default=3, help="leaders trained again before B0 is chosen")
+    parser.add_argument("--search-subset", type=int, default=10000,
+                        help="training images each search trains on (--train-subset; 0: all 54,000); the "
+                             "contestants always train on all of them")
     parser.add_argument("--epochs", type=float, default=15, help="epochs of every contestant (>= 15)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds of every contestant (>= 3)")
     parser.add_argument("--width", type=float, default=0.5, help="proxy transform: width multiplier (all models)")
@@ -100,6 +105,7 @@ def main() -> int:
     data = ["--dataset", "fashion-mnist", "--data-dir", str(data_dir)]
     search = [*data, "--target", B0_MACS, "--trials", str(args.trials), "--rungs", args.rungs, "--eta", "3",
               "--rerank", str(args.rerank), "--quiet"]
+    search += ["--train-subset", str(args.search_subset)] if args.search_subset else []
 
     # 1. searches: the project's settings, and a random search of the same budget
     runs = {f"search-{s}": ["--seed", str(s)] for s in range(args.search_seeds)}
@@ -126,7 +132,8 @@ def main() -> int:
 
     # 3. scaling: the first search's B0 to B1 by the grid's own coefficients, against EfficientNet-B1
     grid = out / "grid"
-    steps.run("scale grid", ["scale", "grid", "--base", str(out / "search-0" / "b0.json"), *data,
+    subset = ["--train-subset", str(args.search_subset)] if args.search_subset else []
+    steps.run("scale grid", ["scale", "grid", "--base", str(out / "search-0" / "b0.json"), *data, *subset,
                              "--out", str(grid), *resume_flag((grid / "run.json").exists())])
     steps.run("scale apply", ["scale", "apply", "--from", str(grid / "scaling.json"), "--phi", "1",
                               "--out", str(out / "family")])
