@@ -70,6 +70,10 @@ def kill_pytest_holding(tmp_path: Path, postgres: bool, ray: bool) -> dict:
         time.sleep(0.1)
     time.sleep(0.2)  # the file is written in one call, but give the writer a moment to close it
     started = json.loads(info.read_text())
+    # Running while pytest holds them; after the kill only the watchdog can stop them (checking that after
+    # the kill raced with the watchdog, which may already have stopped them: it failed under load).
+    for name in ("postgres", "raylet"):
+        assert name not in started or (started[name] and _alive(started[name])), (name, started)
     proc.send_signal(signal.SIGKILL)  # no finally, no fixture teardown runs
     proc.wait()
     return started
@@ -91,7 +95,6 @@ def test_a_killed_pytest_leaves_no_postgres_server(tmp_path):
     if find_pg_bindir() is None:
         pytest.skip(missing_reason())
     started = kill_pytest_holding(tmp_path, postgres=True, ray=False)
-    assert _alive(started["postgres"])  # only the watchdog can stop it now
     wait_until_gone([started["postgres"]], [started["postgres_dir"]])  # its folder removed too
 
 
@@ -99,6 +102,5 @@ def test_a_killed_pytest_leaves_no_postgres_server(tmp_path):
 def test_a_killed_pytest_leaves_no_raylet_and_no_postgres(tmp_path):
     postgres = find_pg_bindir() is not None
     started = kill_pytest_holding(tmp_path, postgres=postgres, ray=True)
-    assert started["raylet"] and _alive(started["raylet"])
     pids = [started["raylet"], *started["ray_pids"]] + ([started["postgres"]] if postgres else [])
     wait_until_gone(pids, [started["ray_dir"]] + ([started["postgres_dir"]] if postgres else []))
