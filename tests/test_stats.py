@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import kendalltau, spearmanr
@@ -9,8 +11,8 @@ from scipy.stats import kendalltau, spearmanr
 from nas.metrics import Metrics, pack_correct, unpack_correct
 from nas.presets import preset
 from nas.ranking import choose_b0, ties_with_b0
-from nas.stats import (at_chance, mcnemar, mean_interval, paired_difference, rank_agreement, tau_difference,
-                       wilson_interval)
+from nas.stats import (at_chance, kendall_tau_rows, mcnemar, mean_interval, paired_difference, rank_agreement,
+                       spearman_rho_rows, tau_difference, wilson_interval)
 from nas.store import TrialRecord
 
 # Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I, method 3 (Wilson
@@ -195,3 +197,20 @@ def test_tau_difference_resamples_the_candidates_once_for_both_scores():
     assert near.high - near.low < 0.2
     with pytest.raises(ValueError):
         tau_difference([1, 2], [1, 2], [1, 2])
+
+
+@pytest.mark.parametrize("n", [3, 7, 40, 101, 130])
+def test_row_wise_correlations_equal_scipys_one_sample_at_a_time(n):
+    """The bootstraps compute tau and rho for all resamples at once; each row must be scipy's value,
+    ties (the resamples repeat values) and all-tied rows (NaN) included."""
+    rng = np.random.default_rng(n)
+    x = np.round(rng.normal(size=(60, n)), 1)
+    y = np.round(x + rng.normal(size=(60, n)), 1)
+    x[0] = 1.0  # a row of one value: no correlation
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tau = np.array([kendalltau(a, b)[0] for a, b in zip(x, y)])
+        rho = np.array([spearmanr(a, b)[0] for a, b in zip(x, y)])
+    for found, expected in ((kendall_tau_rows(x, y), tau), (spearman_rho_rows(x, y), rho)):
+        assert np.isnan(found[0]) and np.isnan(expected[0])
+        assert np.max(np.abs(found[1:] - expected[1:])) < 1e-12
