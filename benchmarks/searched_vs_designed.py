@@ -11,8 +11,9 @@ The whole pipeline as a user would run it (issue 23), every step a ``nas`` comma
 2. **Contestants**, under one recipe (``nas train --test --seeds N``, the same epochs and the same
    proxy transform ``--width --depth --resolution`` for every model): each search's B0,
    EfficientNet-B0, MnasNet-A1, the random search's B0.
-3. **Scaling**: ``nas scale grid`` on the first search's B0 (its own alpha, beta, gamma), ``nas scale
-   apply --phi 1`` gives its B1; it is trained against EfficientNet-B1 under the same proxy transform.
+3. **Scaling**: ``nas scale grid`` on the first search's B0 (its own alpha, beta, gamma; a 0.1 step,
+   29 points on B0, each trained 3 epochs on the search's subset: the default 0.05 step keeps 170
+   points, a day of one core), ``nas scale apply --phi 1`` gives its B1; it is trained against EfficientNet-B1 under the same proxy transform.
    ``nas compare`` refuses two training resolutions, so both B1s train at ``--b1-resolution`` (the
    proxy resolution grown by about B1's 240/224): the comparison is of width, depth and architecture.
 4. **Output**: ``nas compare`` of the B0s and of the B1s (tables, JSON, PNG) in OUT, and
@@ -88,6 +89,9 @@ def main() -> int:
     parser.add_argument("--search-subset", type=int, default=10000,
                         help="training images each search trains on (--train-subset; 0: all 54,000); the "
                              "contestants always train on all of them")
+    parser.add_argument("--grid-step", type=float, default=0.1,
+                        help="step of the scaling grid (nas scale grid --step; its default 0.05 keeps 170 points)")
+    parser.add_argument("--grid-epochs", type=float, default=3, help="proxy epochs of each grid point")
     parser.add_argument("--epochs", type=float, default=15, help="epochs of every contestant (>= 15)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds of every contestant (>= 3)")
     parser.add_argument("--width", type=float, default=0.5, help="proxy transform: width multiplier (all models)")
@@ -134,6 +138,7 @@ def main() -> int:
     grid = out / "grid"
     subset = ["--train-subset", str(args.search_subset)] if args.search_subset else []
     steps.run("scale grid", ["scale", "grid", "--base", str(out / "search-0" / "b0.json"), *data, *subset,
+                             "--step", str(args.grid_step), "--epochs", str(args.grid_epochs),
                              "--out", str(grid), *resume_flag((grid / "run.json").exists())])
     steps.run("scale apply", ["scale", "apply", "--from", str(grid / "scaling.json"), "--phi", "1",
                               "--out", str(out / "family")])
