@@ -220,7 +220,8 @@ def rank_agreement(x: Sequence[float], y: Sequence[float], resamples: int = 2000
         raise ValueError("rank agreement needs at least 3 pairs")
     rng = np.random.default_rng(seed)
     out = {}
-    for name, fn, rows in (("kendall_tau", kendalltau, kendall_tau_rows), ("spearman_rho", spearmanr, spearman_rho_rows)):
+    for name, fn, rows in (("kendall_tau", kendalltau, kendall_tau_rows),
+                           ("spearman_rho", spearmanr, spearman_rho_rows)):
         result = fn(xs, ys)
         idx = rng.integers(0, xs.shape[0], (resamples, xs.shape[0]))
         low, high = _percentile_interval(rows(xs[idx], ys[idx]))
