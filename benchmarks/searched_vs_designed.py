@@ -21,6 +21,11 @@ The whole pipeline as a user would run it (issue 23), every step a ``nas`` comma
    commands and a plain reading: did a searched B0 beat EfficientNet-B0 at equal or lower MACs, with
    the paired 95% interval of the difference above 0?
 
+Keep what the searches found: copy each B0, the grid's ``scaling.json`` and the B1 into
+``benchmarks/results/searched_vs_designed/`` (its README says how). ``OUT`` does not outlive the machine,
+and a search is not reproducible on another CPU (the same seed found a 351M B0 on one machine and a
+423M B0 on the next).
+
 Resumable: a step recorded as done in ``OUT/steps.json`` is skipped; a step whose folder exists is
 continued with ``--resume`` (searches, the scaling grid, the seeds of ``nas train``). Kill it and
 call it again with the same arguments. ``--dry-run`` prints the commands and runs nothing.
