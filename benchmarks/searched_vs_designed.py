@@ -14,8 +14,9 @@ The whole pipeline as a user would run it (issue 23), every step a ``nas`` comma
 3. **Scaling**: ``nas scale grid`` on the first search's B0 (its own alpha, beta, gamma; a 0.1 step,
    29 points on B0, each trained 3 epochs on the search's subset: the default 0.05 step keeps 170
    points, a day of one core), ``nas scale apply --phi 1`` gives its B1; it is trained against EfficientNet-B1 under the same proxy transform.
-   ``nas compare`` refuses two training resolutions, so both B1s train at ``--b1-resolution`` (the
-   proxy resolution grown by about B1's 240/224): the comparison is of width, depth and architecture.
+   Both B1s train at their own resolution times ``--resolution``/224 (``nas train --resolution-scale``:
+   EfficientNet-B1's 240 px at 34, a searched B1 of 292 px at 42), so the proxy keeps what each
+   family spends on resolution; ``nas compare`` then asks for the same factor, not the same size.
 4. **Output**: ``nas compare`` of the B0s and of the B1s (tables, JSON, PNG) in OUT, and
    ``OUT/steps.json`` with the CPU time of every step. Copy the tables into BENCHMARKS.md with the
    commands and a plain reading: did a searched B0 beat EfficientNet-B0 at equal or lower MACs, with
@@ -102,7 +103,6 @@ def main() -> int:
     parser.add_argument("--width", type=float, default=0.5, help="proxy transform: width multiplier (all models)")
     parser.add_argument("--depth", type=float, default=0.5, help="proxy transform: depth multiplier (all models)")
     parser.add_argument("--resolution", type=int, default=32, help="proxy transform: B0 training size (all B0s)")
-    parser.add_argument("--b1-resolution", type=int, default=36, help="training size of both B1s")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST folder (default: ../shared/data)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args()
@@ -125,19 +125,20 @@ def main() -> int:
                          *resume_flag((run / "run.json").exists())])
 
     # 2. contestants under one recipe
-    def train(name: str, spec: str, resolution: int) -> Path:
+    def train(name: str, spec: str, size: list[str]) -> Path:
         folder = out / "train" / name
         started = any(folder.glob("seed-*/last.pt"))
         steps.run(f"train {name}", ["train", spec, *data, "--width", str(args.width), "--depth", str(args.depth),
-                                    "--resolution", str(resolution), "--epochs", str(args.epochs), "--test",
+                                    *size, "--epochs", str(args.epochs), "--test",
                                     "--seeds", str(args.seeds), "--out", str(folder), *resume_flag(started)])
         return folder
 
-    b0s = [train(f"searched-b0-{s}", str(out / f"search-{s}" / "b0.json"), args.resolution)
+    b0_size = ["--resolution", str(args.resolution)]  # every B0 is a 224-px network
+    b0s = [train(f"searched-b0-{s}", str(out / f"search-{s}" / "b0.json"), b0_size)
            for s in range(args.search_seeds)]
-    b0s += [train("efficientnet-b0", "efficientnet-b0", args.resolution),
-            train("mnasnet-a1", "mnasnet-a1", args.resolution),
-            train("random-search-b0", str(out / "random" / "b0.json"), args.resolution)]
+    b0s += [train("efficientnet-b0", "efficientnet-b0", b0_size),
+            train("mnasnet-a1", "mnasnet-a1", b0_size),
+            train("random-search-b0", str(out / "random" / "b0.json"), b0_size)]
 
     # 3. scaling: the first search's B0 to B1 by the grid's own coefficients, against EfficientNet-B1
     grid = out / "grid"
@@ -147,8 +148,9 @@ def main() -> int:
                              "--out", str(grid), *resume_flag((grid / "run.json").exists())])
     steps.run("scale apply", ["scale", "apply", "--from", str(grid / "scaling.json"), "--phi", "1",
                               "--out", str(out / "family")])
-    b1s = [train("searched-b1", str(out / "family" / "b1.json"), args.b1_resolution),
-           train("efficientnet-b1", "efficientnet-b1", args.b1_resolution)]
+    b1_size = ["--resolution-scale", f"{args.resolution}/224"]  # each B1 at its own resolution, scaled as the B0s
+    b1s = [train("searched-b1", str(out / "family" / "b1.json"), b1_size),
+           train("efficientnet-b1", "efficientnet-b1", b1_size)]
 
     # 4. the tables
     for name, folders in (("b0", b0s), ("b1", b1s)):

@@ -10,37 +10,27 @@ on a measurement:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
-import torch
+from training_common import comma_list, digits_proxy, setup, sweep_parser
 
-from nas.data import load_dataset
-from nas.presets import preset
-from nas.scaling import scale_spec
 from nas.training import TrainBudget, train_candidate
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = sweep_parser(__doc__, epochs="6,12", seeds="0,1,2,3")
     parser.add_argument("--rates", default="0.4,0.1", help="SGD learning rates per 256 images")
-    parser.add_argument("--epochs", default="6,12")
-    parser.add_argument("--seeds", default="0,1,2,3")
-    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    data = load_dataset("digits", seed=0)
-    spec = scale_spec(preset("efficientnet-b0"), width=0.5, depth=0.5, resolution=32).with_(num_classes=10,
-                                                                                          in_chans=1)
+    setup(args)
+    data, spec = digits_proxy()
     batch = TrainBudget().batch_size
     print("| rate per 256 | epochs | minival accuracy per seed | mean |")
     print("|---|---|---|---|")
-    for rate in (float(r) for r in args.rates.split(",")):
-        for epochs in (int(e) for e in args.epochs.split(",")):
+    for rate in comma_list(args.rates):
+        for epochs in comma_list(args.epochs, int):
             accuracies = [train_candidate(spec, data, TrainBudget(optimizer="sgd", epochs=epochs, seed=int(seed),
                                                                   lr=rate * batch / 256), "cpu").accuracy
-                          for seed in args.seeds.split(",")]
+                          for seed in comma_list(args.seeds, int)]
             print(f"| {rate:g} | {epochs} | {', '.join(f'{a:.3f}' for a in accuracies)} | "
                   f"{statistics.mean(accuracies):.3f} |", flush=True)
 

@@ -34,6 +34,26 @@ def parser(doc: str, epochs: float, subset: int = 0) -> argparse.ArgumentParser:
     return p
 
 
+def sweep_parser(doc: str, epochs: str, seeds: str) -> argparse.ArgumentParser:
+    """The flags of a sweep over budgets on the digits proxy: comma lists of epochs and seeds, threads."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--epochs", default=epochs, help="comma-separated epoch counts")
+    p.add_argument("--seeds", default=seeds, help="comma-separated seeds")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    return p
+
+
+def comma_list(text: str, kind: type = float) -> list:
+    """``"1,2,4"`` as ``[1.0, 2.0, 4.0]`` (or of ``kind``)."""
+    return [kind(part) for part in text.split(",") if part]
+
+
+def digits_proxy() -> tuple[Dataset, Any]:
+    """The embedded digits dataset and the search's B0-like proxy (width 0.5, depth 0.5, 32 px) for it."""
+    data = load_dataset("digits", seed=0)
+    return data, proxy_spec(0.5, 0.5, 32).with_(num_classes=data.num_classes, in_chans=data.in_chans)
+
+
 def setup(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -13,39 +13,31 @@ For each budget and seed it trains the B0-like proxy (width 0.5, depth 0.5, 32 p
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
+from training_common import comma_list, digits_proxy, setup, sweep_parser
 
-from nas.data import load_dataset
-from nas.presets import preset
-from nas.scaling import scale_spec
 from nas.training import TrainBudget, bn_momentum_for, train_candidate, warmup_steps_for
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", default="1,2,4,20")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser = sweep_parser(__doc__, epochs="1,2,4,20", seeds="0,1,2")
     parser.add_argument("--fractions", default="0.1,0.25,0.5")
-    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    data = load_dataset("digits", seed=0)
-    spec = scale_spec(preset("efficientnet-b0"), width=0.5, depth=0.5, resolution=32)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    setup(args)
+    data, spec = digits_proxy()
+    seeds = comma_list(args.seeds, int)
     spe = len(data.train_y) // TrainBudget().batch_size
     print(f"digits: {len(data.train_y)} train / {len(data.minival_y)} minival images, {spe} steps per epoch; "
           f"torch threads {torch.get_num_threads()}; chance 0.10")
     print(f"{'epochs':>6} {'steps':>5} {'variant':>10} {'warm-up':>7} {'bn mom.':>7}  minival per seed -> mean")
-    for epochs in (float(e) for e in args.epochs.split(",")):
+    for epochs in comma_list(args.epochs):
         total = round(epochs * spe)
         old_momentum = bn_momentum_for(min(spe, total))
         variants = [("before", 0.5, old_momentum), ("bn only", 0.5, None)]
-        variants += [(f"frac {float(f):g}", float(f), None) for f in args.fractions.split(",")]
+        variants += [(f"frac {f:g}", f, None) for f in comma_list(args.fractions)]
         for name, fraction, momentum in variants:
             accuracies, start = [], time.perf_counter()
             for seed in seeds:

@@ -107,6 +107,17 @@ def scaled_resolution(resolution: int, factor: float, multiple: int = RESOLUTION
     return max(multiple, int(round(resolution * factor / multiple)) * multiple)
 
 
+def proxy_resolution(resolution: int, scale: float) -> int:
+    """``resolution * scale`` rounded to the nearest pixel, at least 8: a proxy's image size.
+
+    Proxies run at 16 to 48 px, where a multiple of 4 (:func:`scaled_resolution`) would erase the
+    differences a proxy is meant to keep (see the module doc). ``nas train --resolution-scale`` and
+    the scaling grid's proxies round alike, so a B1 trained at its own resolution x 32/224 sees the
+    size the grid measured it at.
+    """
+    return max(8, int(round(resolution * scale)))
+
+
 def scale_compound(base: ArchSpec, coefficients: Coefficients, phi: float) -> ArchSpec:
     """The base scaled by depth alpha^phi, width beta^phi and resolution gamma^phi.
 
@@ -133,7 +144,7 @@ def proxy_for_point(base: ArchSpec, coefficients: Coefficients, phi: float, prox
     ``proxy`` is a :class:`search_spaces.ProxyConfig` (``width``, ``depth``, ``resolution``).
     """
     c = coefficients
-    resolution = max(8, int(round(proxy.resolution * c.gamma ** phi)))
+    resolution = proxy_resolution(proxy.resolution, c.gamma ** phi)
     spec = scale_spec(base, width=proxy.width * c.beta ** phi, depth=proxy.depth * c.alpha ** phi,
                       resolution=resolution)
     return spec.with_(name=f"{spec.name}-proxy" if spec.name else "proxy")
@@ -360,4 +371,4 @@ def model_document(model: ScaledModel, base: ArchSpec, coefficients: Coefficient
 
 __all__ = ["CONSTRAINTS", "Coefficients", "GridPoint", "PAPER", "PAPER_COEFFICIENTS", "RESOLUTION_MULTIPLE",
            "ScaledModel", "apply_coefficients", "apply_official", "check_phi", "enumerate_grid", "grid_values",
-           "model_document", "proxy_for_point", "ratio_table", "scale_compound", "scaled_resolution", "within"]
+           "model_document", "proxy_for_point", "proxy_resolution", "ratio_table", "scale_compound", "scaled_resolution", "within"]

@@ -391,6 +391,34 @@ def test_seeds_bad_inputs_are_one_line_errors(capsys, finished, tmp_path):
     assert not out.exists() and _snapshot(finished) == stored
 
 
+def test_resolution_scale_trains_each_spec_at_its_own_size_and_compare_takes_the_factor(capsys, tmp_path):
+    """--resolution-scale: B0 (224 px) and B1 (240 px) at 1/14 train at 16 and 17 px, and nas compare
+    takes the shared factor as the recipe where a fixed size would have to agree."""
+    tiny = ["--width", "0.25", "--depth", "0.25", "--steps", "2", "--batch-size", "64", "--threads", "1", "--test"]
+
+    def train(name: str, out: str, *extra: str) -> dict:
+        assert main(["train", name, *tiny, *extra, "--out", str(tmp_path / out), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert train("efficientnet-b0", "b0", "--resolution-scale", "1/14")["spec"]["resolution"] == 16
+    b1 = train("efficientnet-b1", "b1", "--resolution-scale", "1/14")
+    assert b1["spec"]["resolution"] == 17 and b1["config"]["resolution_scale"] == 1 / 14
+    assert main(["compare", str(tmp_path / "b0"), str(tmp_path / "b1"), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["pairs"]) == 1
+    train("efficientnet-b1", "fixed", "--resolution", "16")
+    err = _error(capsys, ["compare", str(tmp_path / "b0"), str(tmp_path / "fixed")])
+    assert "resolution_scale" in err and "only fair under one recipe" in err
+    stored = _snapshot(tmp_path / "b1")
+    err = _error(capsys, ["train", "efficientnet-b1", *tiny, "--resolution-scale", "1/7", "--out", str(tmp_path / "b1"),
+                          "--resume"])
+    assert err.startswith("error: --resolution-scale is 0.142857") and _snapshot(tmp_path / "b1") == stored
+    for bad, message in [("0", "must be a number in (0, 16], got 0.0"), ("x/7", "must be a number or a fraction A/B"),
+                         ("1000", "must be a number in (0, 16]")]:
+        assert message in _error(capsys, ["train", "efficientnet-b1", *tiny, "--resolution-scale", bad])
+    assert _error(capsys, ["train", *SMALL, "--resolution-scale", "0.5"]).startswith(
+        "error: --resolution-scale excludes --resolution")
+
+
 @pytest.mark.slow(reason="kill -9 of nas train --seeds 2 in its second seed, resumed: the first seed is not retrained")
 def test_seeds_resume_after_a_kill_in_the_second_seed(tmp_path):
     from cli_processes import kill_when

@@ -23,7 +23,7 @@ from nas.training import OPTIMIZERS
 CONFIG_DESTS = ("epochs", "steps", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs",
                 "label_smoothing", "seed", "compile", "scale_min", "magnitude", "ra_layers", "mixup_alpha", "cutmix_alpha",
                 "ema_decay", "progressive", "ibase", "min_magnitude", "dataset", "data_dir", "test",
-                "test_resolutions", "finetune_at", "finetune_epochs", "init", "freeze")
+                "test_resolutions", "finetune_at", "finetune_epochs", "init", "freeze", "resolution_scale")
 
 EXAMPLES = """examples:
   nas train efficientnet-b0 --width 0.5 --depth 0.5 --resolution 32            # measure a proxy (nothing saved)
@@ -32,6 +32,7 @@ EXAMPLES = """examples:
   nas train runs/s1/b0.json --test --seeds 3 --out models/b0-seeds              # seed-0..2 and summary.json
   nas train B0.json --epochs 30 --progressive 4 --magnitude 10 --mixup-alpha 0.2 --out models/prog
   nas train B0.json --resolution 24 --test-resolutions 24,28,32 --finetune-at 32 --out models/fixres
+  nas train B1.json --width 0.5 --depth 0.5 --resolution-scale 32/224 --seeds 3 --out models/b1   # B1 at 240*32/224 px
   nas train models/mnist/model.pt --dataset cifar10 --data-dir DATA --init models/mnist/model.pt --out models/tl
 """
 
@@ -66,6 +67,10 @@ def add_parser(sub: Any) -> None:
     shape = p.add_argument_group("network")
     shape.add_argument("--resolution", type=int, default=None, help="(final) training image size (default: the "
                                                                     "spec's, or 32 with --width/--depth)")
+    shape.add_argument("--resolution-scale", default=None, metavar="F",
+                       help="train at the spec's own resolution times F (a number or A/B, e.g. 32/224): the proxy "
+                            "of a scaled family, where each model keeps its resolution; nas compare then asks for "
+                            "the same F instead of the same size")
     shape.add_argument("--width", type=float, default=None, help="width multiplier applied to the spec first")
     shape.add_argument("--depth", type=float, default=None, help="depth multiplier applied to the spec first")
     opt = p.add_argument_group("optimization")
@@ -124,6 +129,19 @@ def _resolutions(text: str | None) -> list[int] | None:
                           field="test_resolutions") from None
 
 
+def _scale(text: str | None) -> float | None:
+    """``--resolution-scale``: a number or a fraction ``A/B``."""
+    if text is None:
+        return None
+    top, _, bottom = text.replace(" ", "").partition("/")
+    try:
+        value = float(top) / float(bottom) if bottom else float(top)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"resolution_scale must be a number or a fraction A/B (e.g. 32/224), got {text!r}",
+                          field="resolution_scale") from None
+    return value
+
+
 def _config(args: argparse.Namespace):
     """The training configuration: the flags given, over the stored one when resuming."""
     from nas.training.config import TrainConfig  # torch: the library loads when the command runs, not for --help
@@ -132,6 +150,7 @@ def _config(args: argparse.Namespace):
 
     given = {name: getattr(args, name) for name in CONFIG_DESTS}
     given["test_resolutions"] = _resolutions(args.test_resolutions)
+    given["resolution_scale"] = _scale(args.resolution_scale)
     given = {k: v for k, v in given.items() if v is not None}
     stored = None
     if args.resume and args.out:
@@ -146,10 +165,14 @@ def _spec(args: argparse.Namespace):
     spec = load_spec(args.spec)
     if args.resolution is not None and not 8 <= args.resolution <= 4096:
         raise ConfigError(f"resolution must be between 8 and 4096, got {args.resolution}", field="resolution")
+    if args.resolution is not None and args.resolution_scale is not None:
+        raise ConfigError("resolution_scale excludes --resolution: train at one fixed size or at the spec's own "
+                          "times a factor", field="resolution_scale")
     if args.width is not None or args.depth is not None:
+        # The proxy's fixed 32 px, unless the resolution is relative (scaled when training, from the spec's own).
+        fixed = None if args.resolution_scale is not None else 32 if args.resolution is None else args.resolution
         return scale_spec(spec, width=1.0 if args.width is None else args.width,
-                          depth=1.0 if args.depth is None else args.depth,
-                          resolution=32 if args.resolution is None else args.resolution)
+                          depth=1.0 if args.depth is None else args.depth, resolution=fixed)
     return spec.with_(resolution=args.resolution) if args.resolution is not None else spec
 
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from nas.compound import proxy_resolution
 from nas.errors import ConfigError
 from nas.training.budget import TrainBudget
 from nas.training.progressive import Progressive
@@ -34,8 +35,14 @@ class TrainConfig:
     ``dataset`` / ``data_dir``, ``progressive`` (None: fixed size and regularization), ``test``
     (also evaluate the test split after every epoch), ``test_resolutions`` (FixRes: evaluate the
     trained model at these sizes), ``finetune_at`` / ``finetune_epochs`` (FixRes fine-tuning of the
-    classifier and BatchNorm statistics at that size), ``init`` (a model.pt to start from) and
-    ``freeze`` (``none`` or ``backbone``)."""
+    classifier and BatchNorm statistics at that size), ``init`` (a model.pt to start from),
+    ``freeze`` (``none`` or ``backbone``) and ``resolution_scale``.
+
+    ``resolution_scale`` trains the spec at its own resolution times this factor
+    (:func:`nas.compound.proxy_resolution`) instead of at a fixed size. A scaled family (B0, B1...)
+    differs in resolution as much as in width and depth; one fixed proxy size for all of them would
+    erase that, while one factor (32/224: B0 at 32 px, B1 at 34) keeps it. The factor, not the pixel
+    count, is then the recipe two trainings must share (:func:`nas.training.trained.recipe_of`)."""
 
     budget: TrainBudget = field(default_factory=_default_budget)
     dataset: str = "digits"
@@ -47,6 +54,7 @@ class TrainConfig:
     finetune_epochs: float = 1.0
     init: str | None = None
     freeze: str = "none"
+    resolution_scale: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "test_resolutions", tuple(self.test_resolutions))
@@ -66,6 +74,10 @@ class TrainConfig:
         if self.freeze == "backbone" and self.init is None:
             raise ConfigError("freeze backbone needs init (a trained model.pt): a random backbone is no feature "
                               "extractor", field="freeze")
+        scale = self.resolution_scale
+        if scale is not None and not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
+                                      and math.isfinite(scale) and 0 < scale <= 16):
+            raise ConfigError(f"resolution_scale must be a number in (0, 16], got {scale!r}", field="resolution_scale")
         if not isinstance(self.budget, TrainBudget):
             raise ConfigError(f"budget must be a TrainBudget, got {type(self.budget).__name__}")
 
@@ -101,6 +113,17 @@ class TrainConfig:
         if "test_resolutions" in options:
             options["test_resolutions"] = tuple(options["test_resolutions"] or ())
         return cls(budget=budget, progressive=progressive, **options)
+
+    def scaled(self, spec: Any) -> Any:
+        """``spec`` (an :class:`~nas.spec.ArchSpec`) at the resolution it trains at: its own, or
+        times ``resolution_scale``. ConfigError when that leaves 8..4096 px."""
+        if self.resolution_scale is None:
+            return spec
+        resolution = proxy_resolution(spec.resolution, self.resolution_scale)
+        if resolution > 4096:
+            raise ConfigError(f"resolution_scale {self.resolution_scale:g} makes {spec.name or 'the spec'}'s "
+                              f"{spec.resolution} px {resolution} px, above 4096", field="resolution_scale")
+        return spec.with_(resolution=resolution)
 
     def first_difference(self, other: "TrainConfig") -> tuple[str, Any, Any] | None:
         """(field, this value, other value) of the first setting that differs, ignoring

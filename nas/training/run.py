@@ -176,7 +176,7 @@ def _train(spec: Any, config: TrainConfig | None, folder: RunFolder | None, resu
     config = config or TrainConfig()
     budget = config.budget
     device = resolve_device(device)
-    spec = load_spec(spec)
+    spec = config.scaled(load_spec(spec))
     if resume and folder is None:
         raise StorageError("resume needs out (the folder holding last.pt)", field="resume")
     stored = folder.check(resume) if folder is not None else None
@@ -227,15 +227,14 @@ def _check_resumable(stored: dict[str, Any], spec: ArchSpec, config: TrainConfig
         stored_config = TrainConfig.from_flat(stored["config"]["flat"])
     except Exception as exc:  # noqa: BLE001 - whatever is wrong inside, the file is unusable
         raise StorageError(f"{path}: unreadable training state ({exc})") from None
+    difference = stored_config.first_difference(config)  # first: a setting (resolution_scale) may change the spec
+    if difference is not None:
+        name, was, now = difference
+        raise ConfigError(f"{name} is {now!r} here but {was!r} in {path}; a resumed training keeps its settings",
+                          field=name)
     if stored_spec.key() != spec.key():
         raise StorageError(f"{path}: written for another architecture ({stored_spec.name or stored_spec.key()}); "
                            "resume with the spec it was started with", field="spec")
-    difference = stored_config.first_difference(config)
-    if difference is not None:
-        name, was, now = difference
-
-        raise ConfigError(f"{name} is {now!r} here but {was!r} in {path}; a resumed training keeps its settings",
-                          field=name)
 
 
 def _hooks(run: _Run, memory: MemoryPeak, progress: bool, console: Console) -> list[Hook]:

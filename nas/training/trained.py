@@ -10,7 +10,9 @@ FixRes fine-tuning when the training had one (``finetune_at``), else at the trai
 
 The **recipe** of a training is everything that decides how it was trained except the seed: the
 dataset and its classes, the training resolution and every setting of its configuration but
-:data:`NOT_RECIPE` (where the data lives, evaluation-only and speed-only settings). Seeds of one
+:data:`NOT_RECIPE` (where the data lives, evaluation-only and speed-only settings). A training
+with a ``resolution_scale`` (each network at its own resolution times that factor, as a scaled
+family is compared) has the factor in its recipe instead of the resolution. Seeds of one
 model must share architecture and recipe; two models are comparable when their recipes agree.
 """
 
@@ -98,8 +100,9 @@ class TrainedModel:
 def recipe_of(config: Mapping[str, Any]) -> dict[str, Any]:
     """The recipe in a ``model.pt``'s configuration (see the module's docstring), dataset first."""
     flat = dict(config.get("flat") or {})
-    recipe = {"dataset": config.get("dataset", flat.get("dataset")), "classes": list(config.get("classes") or []),
-              "train_resolution": config.get("train_resolution")}
+    recipe = {"dataset": config.get("dataset", flat.get("dataset")), "classes": list(config.get("classes") or [])}
+    if flat.get("resolution_scale") is None:  # else each model trains at its own size times the shared factor
+        recipe["train_resolution"] = config.get("train_resolution")
     recipe.update((k, v) for k, v in flat.items() if k not in NOT_RECIPE and k not in recipe)
     return recipe
 
