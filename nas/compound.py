@@ -371,4 +371,5 @@ def model_document(model: ScaledModel, base: ArchSpec, coefficients: Coefficient
 
 __all__ = ["CONSTRAINTS", "Coefficients", "GridPoint", "PAPER", "PAPER_COEFFICIENTS", "RESOLUTION_MULTIPLE",
            "ScaledModel", "apply_coefficients", "apply_official", "check_phi", "enumerate_grid", "grid_values",
-           "model_document", "proxy_for_point", "proxy_resolution", "ratio_table", "scale_compound", "scaled_resolution", "within"]
+           "model_document", "proxy_for_point", "proxy_resolution", "ratio_table", "scale_compound",
+           "scaled_resolution", "within"]
