@@ -26,30 +26,28 @@ def digits_checkpoint(tmp_path_factory):
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    # dropout and drop-connect draw from torch's global generator: seeded here, or the fixture trains
-    # another model after whatever else ran in this worker (fp32 0.95-0.97 and int8 drops of 2.8-5.2 points)
-    rng = seeded_global_rng(0, torch.device("cpu"))
-    rng.__enter__()
     try:
-        data = load_dataset("digits", seed=0)
-        spec = load_spec(SPEC).with_(resolution=16, num_classes=10, in_chans=1, head_channels=128)
-        generator = torch.Generator().manual_seed(0)
-        model = build_model(spec, generator=generator).to(memory_format=torch.channels_last)
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.momentum = 0.1  # running statistics that follow 150 steps
-        optimizer = make_optimizer(model, TrainBudget(batch_size=64, lr=0.01))
-        augmenter = Augmenter(data.mean, data.std, "cpu")
-        images = resize_images(data.train_x, 16)
-        model.train()
-        for _ in range(150):
-            idx = torch.randint(0, images.shape[0], (64,), generator=generator)
-            loss = F.cross_entropy(model(augmenter.to_float(images[idx])), data.train_y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+        # dropout and drop-connect draw from torch's global generator: seeded here, or the fixture trains
+        # another model after whatever else ran in this worker (fp32 0.95-0.97, int8 drops of 2.8-5.2 points)
+        with seeded_global_rng(0, torch.device("cpu")):
+            data = load_dataset("digits", seed=0)
+            spec = load_spec(SPEC).with_(resolution=16, num_classes=10, in_chans=1, head_channels=128)
+            generator = torch.Generator().manual_seed(0)
+            model = build_model(spec, generator=generator).to(memory_format=torch.channels_last)
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.momentum = 0.1  # running statistics that follow 150 steps
+            optimizer = make_optimizer(model, TrainBudget(batch_size=64, lr=0.01))
+            augmenter = Augmenter(data.mean, data.std, "cpu")
+            images = resize_images(data.train_x, 16)
+            model.train()
+            for _ in range(150):
+                idx = torch.randint(0, images.shape[0], (64,), generator=generator)
+                loss = F.cross_entropy(model(augmenter.to_float(images[idx])), data.train_y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
     finally:
-        rng.__exit__(None, None, None)
         torch.set_num_threads(previous)
     path = tmp_path_factory.mktemp("digits") / "model.pt"
     save_model_checkpoint(path, spec, model.state_dict(), config={"dataset": "digits"})
