@@ -86,18 +86,25 @@ def fashion_dir() -> Path:
 
 
 def _train_steps(model, images, labels, optimizer, steps: int, batch: int, seed: int = 0) -> list[float]:
-    """``steps`` steps of cross-entropy on random batches (a seeded generator); the losses."""
+    """``steps`` steps of cross-entropy on random batches (a seeded generator); the losses.
+
+    Torch's global generator is seeded for the steps too: dropout and drop-connect draw from it, and
+    unseeded they would train another model after whatever ran before in the worker (the int8 test's
+    fixture failed 2 runs in 4 so)."""
     import torch
+
+    from nas.training.setup import seeded_global_rng
 
     gen = torch.Generator().manual_seed(seed)
     losses = []
-    for _ in range(steps):
-        idx = torch.randint(0, len(images), (batch,), generator=gen)
-        loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    with seeded_global_rng(seed, torch.device("cpu")):
+        for _ in range(steps):
+            idx = torch.randint(0, len(images), (batch,), generator=gen)
+            loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
     return losses
 
 
