@@ -41,6 +41,11 @@ class ConfigError(NasError):
     """A command-line flag or configuration value is out of range or unknown."""
 
 
+class TrainingError(NasError):
+    """A training that ran elsewhere (a seed on a Ray worker) did not finish; the message names it and
+    why. What the other trainings wrote is kept and resumable."""
+
+
 def unknown_name(kind: str, name: str, valid: "list[str] | tuple[str, ...]", error=ConfigError,
                  field: str | None = None) -> NasError:
     """Build the standard 'unknown X' error that lists the valid names (the message names X already)."""

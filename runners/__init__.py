@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 from nas.data.ref import DatasetRef
 from nas.registry import Registry
-from runners.base import Runner, TrainJob, run_job
+from runners.base import Job, Runner, TrainJob, run_job
 
 # name -> the runner class, built as ``(device=, dataset=, data_ref=, run_dir=, **options)``
 RUNNERS: Registry = Registry("runner", {"local": "runners.local:LocalRunner",
@@ -44,4 +44,4 @@ def make_runner(name: str, **options: Any) -> Runner:
     return RUNNERS[name](**options)
 
 
-__all__ = ["RUNNERS", "Runner", "TrainJob", "check_runner", "make_runner", "run_job", "runner_factory"]
+__all__ = ["RUNNERS", "Job", "Runner", "TrainJob", "check_runner", "make_runner", "run_job", "runner_factory"]

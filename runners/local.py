@@ -7,7 +7,7 @@ from typing import Any
 
 from nas.metrics import Metrics
 from nas.threads import BusyMeter, fair_threads, plan_threads, set_threads
-from runners.base import Runner, TrainJob, run_job
+from runners.base import Job, Runner, run_job
 
 
 class LocalRunner(Runner):
@@ -18,14 +18,14 @@ class LocalRunner(Runner):
     def __init__(self, *, device: str = "auto", dataset: Any = None, data_ref: Any = None,
                  run_dir: Any = None) -> None:
         # Each job names its data and device itself (run_job loads the data once per process).
-        self._queue: deque[TrainJob] = deque()
+        self._queue: deque[Job] = deque()
         self.threads = plan_threads("local", {}).threads
         self._busy = BusyMeter()
 
-    def submit(self, job: TrainJob) -> None:
+    def submit(self, job: Job) -> None:
         self._queue.append(job)
 
-    def wait(self) -> list[tuple[TrainJob, Metrics]]:
+    def wait(self) -> list[tuple[Job, Metrics]]:
         if not self._queue:
             return []
         job = self._queue.popleft()

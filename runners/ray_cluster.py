@@ -33,7 +33,7 @@ from nas.errors import ConfigError, unknown_name
 from nas.interrupts import keep_signal_handlers
 from nas.metrics import Metrics
 from nas.threads import ray_cpus_per_trial
-from runners.base import Runner, TrainJob
+from runners.base import Job, Runner
 from runners.ray_support import (
     AshaCoordinator,
     TrainWorker,
@@ -61,7 +61,7 @@ class _Slot:
     actor: Any
     ready_ref: Any = None
     where: dict[str, Any] | None = None
-    job: TrainJob | None = None
+    job: Job | None = None
     generation: int = 0  # how many actors this slot has had
     failed_starts: int = 0  # consecutive actors of this slot that died before answering
 
@@ -142,7 +142,7 @@ class RayRunner(Runner):
         self.stats = RunnerStats()
         self._slots: list[_Slot] = []
         self._running: dict[Any, int] = {}  # object ref -> slot index
-        self._queue: deque[TrainJob] = deque()
+        self._queue: deque[Job] = deque()
         self._coordinator = None
         self._owns_connection = False
         self._closed = False
@@ -336,7 +336,7 @@ class RayRunner(Runner):
         slot.failed_starts = 0
         self._log("worker", worker=index, generation=slot.generation, **slot.where)
 
-    def _ensure_coordinator(self, job: TrainJob) -> Any:
+    def _ensure_coordinator(self, job: Job) -> Any:
         if self.scheduler != "asha":
             return None
         if self._coordinator is None:
@@ -347,7 +347,7 @@ class RayRunner(Runner):
         return self._coordinator
 
     # ------------------------------------------------------------------------------ jobs
-    def submit(self, job: TrainJob) -> None:
+    def submit(self, job: Job) -> None:
         self._queue.append(job)
         self._dispatch()
 
@@ -358,7 +358,7 @@ class RayRunner(Runner):
             if slot.job is None and slot.where is not None:
                 self._launch(index, self._queue.popleft())
 
-    def _launch(self, index: int, job: TrainJob) -> None:
+    def _launch(self, index: int, job: Job) -> None:
         slot = self._slots[index]
         slot.job = job
         ref = slot.actor.train.remote(job, self._ensure_coordinator(job))
@@ -366,9 +366,9 @@ class RayRunner(Runner):
         self._log("submit", job=job.trial, worker=index, pid=slot.pid, node=slot.node,
                   attempt=self.stats.retries.get(job.trial, 0))
 
-    def wait(self) -> list[tuple[TrainJob, Metrics]]:
+    def wait(self) -> list[tuple[Job, Metrics]]:
         ray = self._ray
-        finished: list[tuple[TrainJob, Metrics]] = []
+        finished: list[tuple[Job, Metrics]] = []
         while not finished and (self._running or self._queue):
             starting = [slot.ready_ref for slot in self._slots if slot.ready_ref is not None]
             refs = list(self._running) + starting
@@ -397,14 +397,14 @@ class RayRunner(Runner):
             self._dispatch()
         return finished
 
-    def _fail_queued(self, reason: str) -> list[tuple[TrainJob, Metrics]]:
+    def _fail_queued(self, reason: str) -> list[tuple[Job, Metrics]]:
         failed = [(job, Metrics(status="failed", error=reason)) for job in self._queue]
         for job, _ in failed:
             self._log("failed", job=job.trial, reason=reason)
         self._queue.clear()
         return failed
 
-    def _collect(self, ref: Any, index: int, job: TrainJob) -> Metrics | None:
+    def _collect(self, ref: Any, index: int, job: Job) -> Metrics | None:
         """The job's metrics, or ``None`` when it was started again after its worker died."""
         ray = self._ray
         from ray.exceptions import RayTaskError  # ray: imported only by a Ray run
@@ -427,7 +427,7 @@ class RayRunner(Runner):
                   **result.placement)
         return metrics
 
-    def _worker_lost(self, index: int, job: TrainJob, exc: BaseException) -> Metrics | None:
+    def _worker_lost(self, index: int, job: Job, exc: BaseException) -> Metrics | None:
         slot = self._slots[index]
         reason = _first_line(exc)
         attempts = self.stats.retries.get(job.trial, 0)

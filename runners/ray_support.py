@@ -26,12 +26,12 @@ from typing import Any, Iterator, Mapping
 from nas.data.ref import DatasetRef, cached_dataset
 from nas.errors import ConfigError
 from nas.metrics import Metrics
-from runners.base import TrainJob, run_job
+from runners.base import Job, run_job
 
 
 # ------------------------------------------------------------------------------ actors
 class TrainWorker:
-    """A reusable Ray actor: keeps the dataset and trains one candidate per call.
+    """A reusable Ray actor: keeps the dataset and trains one job (a candidate, a seed) per call.
 
     ``data`` arrives as the value of the single ``ray.put`` the driver made (Ray resolves an object
     reference passed to an actor constructor), so the images cross the cluster once per worker and
@@ -54,12 +54,12 @@ class TrainWorker:
         return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(), "threads": torch.get_num_threads(),
                 "ip": ray.util.get_node_ip_address(), "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
-    def train(self, job: TrainJob, coordinator: Any = None) -> "WorkerResult":
+    def train(self, job: Job, coordinator: Any = None) -> "WorkerResult":
         import ray  # ray: imported only by a Ray run
 
         started = time.time()
         where = _placement(job.device)
-        if self._data is None and self._data_ref is not None:
+        if job.needs_data and self._data is None and self._data_ref is not None:
             try:
                 self._data = cached_dataset(self._data_ref)
             except Exception as exc:  # noqa: BLE001 - a worker without the files fails this trial only

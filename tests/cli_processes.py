@@ -49,19 +49,26 @@ def trials_stored(out: Path, at_least: int, stage: str | None = None) -> Callabl
     return ready
 
 
+def wait_for(proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float = 400,
+             poll_s: float = 0.1) -> None:
+    """Return as soon as ``ready()`` holds while ``proc`` runs; fail the test if ``proc`` ends first or
+    ``timeout`` passes (``what`` says what was waited for)."""
+    deadline = time.time() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            pytest.fail(f"the command ended before {what}")
+        if time.time() > deadline:
+            pytest.fail(f"never saw {what} within {timeout:.0f} s")
+        time.sleep(poll_s)
+
+
 def kill_when(args: list[str], ready: Callable[[], bool], what: str, timeout: float = 400) -> None:
     """Start ``nas ARGS``, SIGKILL it as soon as ``ready()`` holds; fail the test if that never happens
     or the command ends first (``what`` says what was waited for)."""
     proc = subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.time() + timeout
     try:
-        while not ready():
-            if proc.poll() is not None:
-                pytest.fail(f"the command ended before {what}")
-            if time.time() > deadline:
-                pytest.fail(f"never saw {what} within {timeout:.0f} s")
-            time.sleep(0.1)
+        wait_for(proc, ready, what, timeout)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -19,7 +19,8 @@ from rich.table import Table
 from nas.api import load_spec
 from nas.commands.console import SearchProgress, fmt_count, fmt_float, make_console, warn_if_busy
 from nas.commands.report import report_at_end
-from nas.commands.search import add_run_flags, add_training_flags, runner_options
+from nas.commands.runner_flags import check_runner_flags, runner_options
+from nas.commands.search import add_run_flags, add_training_flags
 from nas.compound import (
     Coefficients,
     apply_coefficients,
@@ -113,8 +114,7 @@ def run_grid(args: argparse.Namespace) -> int:
     console = make_console()
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the folder of the grid run to continue)")
-    if args.runner != "ray" and runner_options(args):
-        raise ConfigError(f"--{next(iter(runner_options(args))).replace('_', '-')} applies to --runner ray only")
+    check_runner_flags(args)
     overrides = None
     if args.resume:
         base: Any = None

@@ -11,6 +11,7 @@ from typing import Any
 
 from nas.commands.console import SearchProgress, leaderboard_table, make_console, rerank_table, warn_if_busy
 from nas.commands.report import report_at_end
+from nas.commands.runner_flags import RUNNER_OPTIONS, add_runner_flags, check_runner_flags, runner_options
 from nas.errors import ConfigError
 from nas.metrics import DEFAULT_SCORE
 from nas.ranking import RERANK, choose_b0, ranked, ties_with_b0
@@ -102,17 +103,7 @@ def add_training_flags(p: Any, search: bool = True) -> None:
 def add_run_flags(p: Any) -> None:
     """Runner, device, storage, output folder, seed and resume flags, shared with ``nas scale grid``."""
     g = p.add_argument_group("where it runs and where it is stored")
-    g.add_argument("--runner", default="local", help="local (in-process) or ray")
-    g.add_argument("--address", default=None, help="ray: cluster address (HOST:PORT of the head, auto or "
-                                                   "ray://HOST:PORT); default starts a local Ray")
-    g.add_argument("--node-ip-address", default=None,
-                   help="ray: this machine's Ray node address the driver attaches to (multi-homed hosts)")
-    g.add_argument("--workers", type=int, default=None, help="ray: concurrent trials (default: what fits)")
-    g.add_argument("--gpus-per-trial", type=float, default=None,
-                   help="ray: GPUs per trial (default 1 when the cluster has GPUs, else 0)")
-    g.add_argument("--cpus-per-trial", type=float, default=None, help="ray: CPUs per trial (default 1)")
-    g.add_argument("--retries", type=int, default=None, help="ray: retries of a trial whose worker died (default 2)")
-    g.add_argument("--scheduler", default=None, help="ray: fifo or asha (early stopping on minival accuracy)")
+    add_runner_flags(g)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:i")
     g.add_argument("--data-cache", default=None, metavar="DIR",
                    help="decode the dataset once into memory-mapped files in DIR at the proxy resolution and "
@@ -149,11 +140,6 @@ def epochs_list(text: str | None, flag: str) -> tuple[float, ...] | None:
         raise ConfigError(f"{flag} {text!r}: expected comma-separated numbers of epochs, e.g. 1,3,9") from None
 
 
-def runner_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("address", "node_ip_address", "workers", "gpus_per_trial", "cpus_per_trial", "retries", "scheduler")
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-
-
 RERANK_FLAGS = ("rerank", "rerank_epochs", "rerank_seeds", "rerank_width", "rerank_depth", "rerank_resolution")
 
 
@@ -163,8 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the folder of the run to continue)")
     out = Path(args.out) if args.out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    if args.runner != "ray" and runner_options(args):
-        raise ConfigError(f"--{next(iter(runner_options(args))).replace('_', '-')} applies to --runner ray only")
+    check_runner_flags(args)
     if args.study_name is not None and args.storage is None:
         raise ConfigError("--study names a study in a shared --storage; give --storage URL too (each process "
                           "keeps its own --out), or leave --study out")
@@ -192,8 +177,7 @@ def run(args: argparse.Namespace) -> int:
 NONE_MEANS_DEFAULT = ("trials", *RERANK_FLAGS, "rebuild_cache")
 # Config fields set by flags of another name.
 FIELD_FLAGS = {"controller_options": ("controller_option",), "rungs": ("rungs",),
-               "runner_options": ("address", "node_ip_address", "workers", "gpus_per_trial", "cpus_per_trial",
-                                  "retries", "scheduler")}
+               "runner_options": RUNNER_OPTIONS}
 
 
 def _typed(name: str, typed: frozenset[str]) -> bool:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from nas.api import load_spec
 from nas.commands.console import fmt_count, fmt_float, make_console, seeds_table
+from nas.commands.runner_flags import add_runner_flags, check_runner_flags
 from nas.data import DATASETS
 from nas.errors import ConfigError
 from nas.scaling import scale_spec
@@ -30,6 +31,7 @@ EXAMPLES = """examples:
   nas train runs/s1/b0.json --dataset fashion-mnist --data-dir DATA --epochs 30 --test --out models/b0
   nas train runs/s1/b0.json --out models/b0 --resume                            # continue after a kill
   nas train runs/s1/b0.json --test --seeds 3 --out models/b0-seeds              # seed-0..2 and summary.json
+  nas train runs/s1/b0.json --test --seeds 5 --runner ray --address HEAD:6379 --gpus-per-trial 1 --out /shared/b0
   nas train B0.json --epochs 30 --progressive 4 --magnitude 10 --mixup-alpha 0.2 --out models/prog
   nas train B0.json --resolution 24 --test-resolutions 24,28,32 --finetune-at 32 --out models/fixres
   nas train B1.json --width 0.5 --depth 0.5 --resolution-scale 32/224 --seeds 3 --out models/b1   # B1 at 240*32/224 px
@@ -116,6 +118,10 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     run.add_argument("--compile", action="store_const", const=True, default=None,
                      help="torch.compile the training forward")
+    workers = p.add_argument_group("where the seeds train (--seeds N: the runners of nas search)",
+                                   "local trains the seeds one after another here; ray trains them at once on the "
+                                   "workers (--out must then be one folder every node mounts at that path)")
+    add_runner_flags(workers, what="seed", scheduler=False)
     p.set_defaults(func=run_command)
 
 
@@ -182,13 +188,20 @@ def run_command(args: argparse.Namespace) -> int:
     from nas.training.run import train_model  # torch: the library loads when the command runs, not for --help
     from nas.training.seeds import check_seeds
 
+    check_runner_flags(args)
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {args.threads}", field="threads")
+        if args.runner != "local":
+            raise ConfigError("threads applies to --runner local: each Ray worker computes with --cpus-per-trial "
+                              "threads", field="threads")
         torch.set_num_threads(args.threads)
     if args.resume and args.out is None:
         raise ConfigError("resume needs out (the folder holding last.pt)", field="resume")
     check_seeds(args.seeds)
+    if args.runner != "local" and args.seeds == 1:
+        raise ConfigError(f"runner {args.runner} trains the seeds of --seeds N (N >= 2); one training runs here",
+                          field="runner")
     if args.seeds > 1:
         return _run_seeds(args)
     config = _config(args)
@@ -203,13 +216,16 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run_seeds(args: argparse.Namespace) -> int:
-    """``--seeds N`` (N > 1): every seed into its folder, then the summary."""
-    from nas.training.seeds import train_seeds  # torch: the library loads when the command runs, not for --help
+    """``--seeds N`` (N > 1): every seed into its folder (here, or on the runner's workers), then the summary."""
+    from nas.jobs.seeds import seeds_runner  # torch: the library loads when the command runs, not for --help
+    from nas.training.seeds import train_seeds
 
     if args.out is None:
         raise ConfigError(f"seeds {args.seeds} needs out (the folder the seed-K folders go in)", field="seeds")
-    summary = train_seeds(_spec(args), _config(args), args.out, args.seeds, resume=args.resume, device=args.device,
-                          progress=True)
+    spec, config = _spec(args), _config(args)
+    runner = seeds_runner(args.runner, check_runner_flags(args), config, args.out, device=args.device)
+    summary = train_seeds(spec, config, args.out, args.seeds, resume=args.resume, device=args.device,
+                          progress=True, runner=runner)
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
