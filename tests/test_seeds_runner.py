@@ -127,6 +127,23 @@ def test_seeds_on_ray_equal_the_seeds_trained_here_through_a_lost_worker_and_a_k
     assert not (out / DRIVER_FILE).exists() and not (out / ".lock").exists()
 
 
+@pytest.mark.slow(reason="seeds that fail on real Ray workers (their data folder is missing there): the one error "
+                         "path that crosses the runner")
+def test_seeds_failing_on_the_workers_end_in_one_line_naming_them(tmp_path, ray_outs):
+    out = tmp_path / "seeds"
+    ray_outs.append(out)
+    failed = _start(["train", *TINY, "--seeds", "2", "--runner", "ray", "--workers", "2", "--dataset", "fashion-mnist",
+                     "--data-dir", str(tmp_path / "absent"), "--out", str(out)])
+    try:
+        _, stderr = failed.communicate(timeout=300)
+    finally:
+        kill_session(failed.pid)
+    errors = [line for line in stderr.splitlines() if line.startswith("error")]
+    assert failed.returncode == 2 and len(errors) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert errors[0].startswith(f"error: seed 0 (seed-0): {tmp_path / 'absent'}: data folder not found (and 1 more")
+    assert not list(out.glob("seed-*/*.pt")) and not (out / DRIVER_FILE).exists() and not (out / ".lock").exists()
+
+
 def test_a_seed_on_a_node_without_the_folder_fails_in_one_line_and_writes_nothing(tmp_path):
     """The shared-folder check a worker makes before training (on one machine every worker sees the
     driver's folder, so the other node is played by a token that is not the one the driver wrote)."""

@@ -8,7 +8,7 @@ CPU), then writes ``out/summary.json``: the mean accuracy with its 95% t-interva
 
 Where the seeds train: one after another in this process, or, given a ``runner`` (a search's runner,
 e.g. the Ray runner built by :func:`nas.jobs.seeds.seeds_runner`), each seed as a :class:`SeedJob` on
-a worker, as many at once as the runner has workers (5 seeds on 5 GPUs take the time of one). A
+a worker, as many at once as the runner has workers (five seeds on five GPUs side by side). A
 worker writes its seed's folder itself, so ``out`` must be the same folder on every node: the driver
 writes a marker file there (:data:`DRIVER_FILE`) and a worker that cannot read it fails its seed
 with one line naming its host, before it writes anything.
@@ -184,7 +184,7 @@ def _train_on(build_runner: Callable[[], Any], jobs: list[SeedJob], out: Path, p
     token = secrets.token_hex(8)
     marker = out / DRIVER_FILE
     atomic_write_json(marker, {"token": token, "host": socket.gethostname()})
-    failed: list[str] = []
+    failed: list[tuple[int, str]] = []
     try:
         with build_runner() as runner:
             if progress:
@@ -196,17 +196,19 @@ def _train_on(build_runner: Callable[[], Any], jobs: list[SeedJob], out: Path, p
                 for job, metrics in runner.wait():
                     done += 1
                     seed = job.config.budget.seed
+                    error = (metrics.error.strip().splitlines() or ["no reason given"])[0]
                     if not metrics.ok:
-                        failed.append(f"seed {seed} ({Path(job.folder).name}): {metrics.error}")
+                        failed.append((job.trial, f"seed {seed} ({Path(job.folder).name}): {error}"))
                     if progress:
                         state = (f"minival accuracy {metrics.accuracy or 0:.4f}, {metrics.train_time_s:.0f} s of "
-                                 "training" if metrics.ok else f"failed: {metrics.error}")
+                                 "training" if metrics.ok else f"failed: {error}")
                         console.print(f"seed {seed} ({done}/{len(jobs)} done) in {job.folder}: {state}", soft_wrap=True)
     finally:
         marker.unlink(missing_ok=True)
     if failed:
         more = f" (and {len(failed) - 1} more seed(s))" if len(failed) > 1 else ""
-        raise TrainingError(f"{failed[0]}{more}; the finished seeds are kept, --resume continues the others")
+        raise TrainingError(f"{min(failed)[1]}{more}; what finished is kept: mend the cause and run the command again "
+                            "(--resume continues the seeds that began)")
 
 
 def seeds_summary(model: TrainedModel) -> dict[str, Any]:
