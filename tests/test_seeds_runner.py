@@ -120,6 +120,11 @@ def test_seeds_on_ray_equal_the_seeds_trained_here_through_a_lost_worker_and_a_k
         assert _snapshot(out / name) == files, f"{name} was written again"
     for name, rows in partial.items():
         assert _rows(out / name)[:len(rows)] == rows and len(_rows(out / name)) == 3
+        # the driver printed each epoch the workers added, and none they had before (the killed driver's
+        # worker may add one more before Ray stops it: those are not the resumed driver's to print)
+        printed = [line.split()[4].rstrip(",") for line in stderr.splitlines()
+                   if line.startswith(f"seed {name[-1]} ({name}): epoch ")]
+        assert printed == [f"{e}/3" for e in range(4 - len(printed), 4)] and 4 - len(printed) > len(rows), printed
     # and every seed is the one trained here, to the last bit of its accuracies
     summary = json.loads(stdout)
     assert _per_seed(summary) == expected

@@ -38,6 +38,7 @@ from nas.metrics import Metrics
 from nas.training.config import TrainConfig
 from nas.training.outputs import MODEL_FILE, STATE_FILE, RunFolder, stored_config
 from nas.training.run import train_model
+from nas.training.seed_progress import EpochWatcher
 from nas.training.trained import SUMMARY_FILE, TrainedModel, read_trained, seed_folder, seed_folders
 
 DRIVER_FILE = ".seeds-driver.json"  # written by the process that hands the seeds to a runner, while they train
@@ -191,24 +192,33 @@ def _train_on(build_runner: Callable[[], Any], jobs: list[SeedJob], out: Path, p
                 console.print(f"{len(jobs)} seeds on {runner.describe()}", soft_wrap=True)
             for job in jobs:
                 runner.submit(replace(job, driver_token=token))
-            done = 0
-            while done < len(jobs):
-                for job, metrics in runner.wait():
-                    done += 1
-                    seed = job.config.budget.seed
-                    error = (metrics.error.strip().splitlines() or ["no reason given"])[0]
-                    if not metrics.ok:
-                        failed.append((job.trial, f"seed {seed} ({Path(job.folder).name}): {error}"))
-                    if progress:
-                        state = (f"minival accuracy {metrics.accuracy or 0:.4f}, {metrics.train_time_s:.0f} s of "
-                                 "training" if metrics.ok else f"failed: {error}")
-                        console.print(f"seed {seed} ({done}/{len(jobs)} done) in {job.folder}: {state}", soft_wrap=True)
+            watched = {job.config.budget.seed: Path(job.folder) for job in jobs} if progress else {}
+            budget = jobs[0].config.budget
+            with EpochWatcher(watched, None if budget.steps else budget.epochs, console):
+                _collect(runner, jobs, failed, progress, console)
     finally:
         marker.unlink(missing_ok=True)
     if failed:
         more = f" (and {len(failed) - 1} more seed(s))" if len(failed) > 1 else ""
         raise TrainingError(f"{min(failed)[1]}{more}; what finished is kept: mend the cause and run the command again "
                             "(--resume continues the seeds that began)")
+
+
+def _collect(runner: Any, jobs: list[SeedJob], failed: list[tuple[int, str]], progress: bool,
+             console: Console) -> None:
+    """Wait for every seed; a failed one goes into ``failed`` as (K, one line naming it and why)."""
+    done = 0
+    while done < len(jobs):
+        for job, metrics in runner.wait():
+            done += 1
+            seed = job.config.budget.seed
+            error = (metrics.error.strip().splitlines() or ["no reason given"])[0]
+            if not metrics.ok:
+                failed.append((job.trial, f"seed {seed} ({Path(job.folder).name}): {error}"))
+            if progress:
+                state = (f"minival accuracy {metrics.accuracy or 0:.4f}, {metrics.train_time_s:.0f} s of training"
+                         if metrics.ok else f"failed: {error}")
+                console.print(f"seed {seed} ({done}/{len(jobs)} done) in {job.folder}: {state}", soft_wrap=True)
 
 
 def seeds_summary(model: TrainedModel) -> dict[str, Any]:
