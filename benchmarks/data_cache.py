@@ -57,10 +57,8 @@ def peak_sampler(every_s: float = 0.02):
     class PeakParts(PeakRSS):
         anon = file = 0
 
-        def _run(self) -> None:
-            while not self._stop.is_set():
-                self.anon, self.file = max(self.anon, status("RssAnon")), max(self.file, status("RssFile"))
-                self._stop.wait(self.interval)
+        def tick(self) -> None:
+            self.anon, self.file = max(self.anon, status("RssAnon")), max(self.file, status("RssFile"))
 
     return PeakParts(every_s)
 

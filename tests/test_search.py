@@ -11,14 +11,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 import pytest
 import torch
-from cli_processes import kill_when, nas_cli, nas_here, trials_stored
+from cli_processes import kill_when, nas_cli, nas_here, trials_stored, wait_for
 
 from nas.api import load_spec
 from nas.cli import main
@@ -218,16 +217,13 @@ def test_sigterm_releases_writes_the_outputs_and_resumes_under_the_same_numbers(
     args = ["search", "--out", str(out), "--trials", "3", "--controller", "random", "--quiet", *FAST_FLAGS]
     proc = subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
 
     def training_after_one_finished() -> bool:
         if not trials_stored(out, 1)():
             return False
         return bool(open_run(out).reservations())
 
-    while not training_after_one_finished():
-        assert proc.poll() is None and time.time() < deadline, "never saw a trial training after the first"
-        time.sleep(0.05)
+    wait_for(proc, training_after_one_finished, "a trial training after the first", 300, poll_s=0.05)
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode == 143 and err == "error: terminated\n", err

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_processes import nas_here
+from cli_processes import nas_here, wait_for
 import torch
 
 from nas.api import load_spec
@@ -134,10 +134,8 @@ def test_sigterm_stops_with_one_line_and_the_last_epoch_resumes(finished, tmp_pa
     stopped = tmp_path / "stopped"
     proc = subprocess.Popen([sys.executable, "-m", "nas", *args, "--out", str(stopped)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not ((stopped / "history.csv").is_file() and _history(stopped)):
-        assert proc.poll() is None and time.monotonic() < deadline, "never saw the first epoch"
-        time.sleep(0.02)
+    wait_for(proc, lambda: (stopped / "history.csv").is_file() and bool(_history(stopped)), "the first epoch", 300,
+             poll_s=0.02)
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode == 143 and err.splitlines()[-1] == "error: terminated", err

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import gc
 import statistics
-import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from nas.errors import ConfigError
 from nas.limits import MAX_REPEATS, check_at_most
+from nas.polling import Poller
 from nas.timing import rss_bytes, steady_allocator
 
 
@@ -100,27 +100,15 @@ def time_calls(call: Callable[[], Any], policy: TimingPolicy = TimingPolicy()) -
                    min_ms=min(ms), repeats=len(ms))
 
 
-class PeakRSS:
+class PeakRSS(Poller):
     """Highest resident set size seen while the ``with`` block runs, sampled every ``interval`` s."""
 
     def __init__(self, interval: float = 0.001) -> None:
         self.interval = interval
         self.peak = rss_bytes() or 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval, name="peak-rss")
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes() or 0)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "PeakRSS":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def tick(self) -> None:
         self.peak = max(self.peak, rss_bytes() or 0)
 
 

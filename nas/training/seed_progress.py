@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 from pathlib import Path
 from typing import Mapping
 
 from rich.console import Console
 
+from nas.polling import Poller
 from nas.training.outputs import HISTORY_FILE
 
 
-class EpochWatcher:
+class EpochWatcher(Poller):
     """Print ``seed S (seed-K): epoch E/N, minival accuracy A[, test T]`` for each epoch a watched
     folder's history gains, while the ``with`` block runs (and once more at its end); ``folders`` maps
     each seed to its folder, ``epochs`` is N (None: a budget in steps)."""
@@ -30,32 +30,16 @@ class EpochWatcher:
         self._folders = {seed: Path(folder) for seed, folder in folders.items()}
         self._epochs = epochs
         self._console = console
-        self._every_s = every_s
         self._seen = {seed: len(_rows(folder)) for seed, folder in self._folders.items()}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="seed-epochs", daemon=True)
+        super().__init__(every_s, name="seed-epochs")
 
-    def __enter__(self) -> "EpochWatcher":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.poll()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self._every_s):
-            self.poll()
-
-    def poll(self) -> None:
+    def tick(self) -> None:
         """Print the epochs written since the last look."""
         for seed, folder in self._folders.items():
             rows = _rows(folder)
             for row in rows[self._seen[seed]:]:
                 self._console.print(f"seed {seed} ({folder.name}): {self._describe(row)}", soft_wrap=True)
             self._seen[seed] = max(self._seen[seed], len(rows))
-
 
     def _describe(self, row: Mapping[str, str]) -> str:
         of = f"/{self._epochs:g}" if self._epochs else ""
