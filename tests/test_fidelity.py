@@ -27,6 +27,8 @@ def test_spread_covers_the_range():
     assert spread(5, 5) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.slow(reason="nas fidelity end to end: the top candidates trained again at a longer budget, its "
+                         "statistics checked against scipy, a second call training nothing")
 def test_fidelity_trains_a_stage_and_reports_scipy_statistics(searched, capsys):
     assert main(["fidelity", str(searched), "--top", "4", "--epochs", "3", "--quiet"]) == 0
     text = capsys.readouterr().out

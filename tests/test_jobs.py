@@ -64,6 +64,8 @@ def test_runs_of_the_previous_version_give_results_and_feed_pareto(old_runs, cap
     assert {p: digest(p) for p in DATA.rglob("study.db")} == before  # read in place of the copy only
 
 
+@pytest.mark.slow(reason="a search, a v2 search and a scale grid stored by the previous version continued by "
+                         "this one, and nas fidelity on them (four trainings)")
 def test_runs_of_the_previous_version_resume_in_their_own_folder(old_runs, capsys):
     before = {p: digest(p) for p in DATA.rglob("*") if p.is_file()}
     search = old_runs / "search"

@@ -75,6 +75,8 @@ def test_b0_is_the_best_at_the_highest_rung_and_promotions_continue_the_training
     assert sorted(told) == sorted(r.number for r in rungs[0])
 
 
+@pytest.mark.slow(reason="a search SIGKILLed after its first promotion to the middle rung, then resumed (two "
+                         "processes): the only check that successive halving survives a kill")
 def test_a_kill_in_the_middle_rung_then_resume_trains_nothing_twice(tmp_path):
     out = tmp_path / "killed"
     args = ["search", "--out", str(out), *RUNGS, *TINY]
