@@ -174,8 +174,10 @@ def test_other_optimizers_learn(digits, optimizer):
 @pytest.mark.slow(reason="real Fashion-MNIST (60,000 images decoded)")
 def test_fashion_mnist_proxy_learns(fashion_dir):
     data = load_dataset("fashion-mnist", fashion_dir)
-    m = train_candidate(proxy(), data, TrainBudget(steps=60, warmup_epochs=0.02), "cpu")
-    assert m.ok and m.accuracy > 0.45  # chance is 0.1; after 0.14 epoch: 0.53-0.62 (measured, seeds 0-2)
+    m = train_candidate(proxy(0.25, 0.25), data, TrainBudget(steps=60, warmup_epochs=0.02), "cpu")
+    # chance is 0.1; after 0.14 epoch the quarter proxy reaches 0.68-0.73 (measured, seeds 0-2; the default
+    # proxy, 3x slower, reached 0.53-0.62 and the bound was 0.45)
+    assert m.ok and m.accuracy > 0.55
 
 
 def test_the_default_peak_rate_follows_the_norm_kind():
