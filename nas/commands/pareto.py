@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 from typing import Any
 
 from rich.console import Console
@@ -62,7 +63,8 @@ def _reference(text: str | None, k: int):
 
 def default_objectives(run_dir: str, storage: str | None = None) -> str:
     """The raw values and directions of the objective ``run_dir`` was searched with."""
-    return run_axes(open_run(run_dir, storage).config)
+    with open_run(run_dir, storage) as store:
+        return run_axes(store.config)
 
 
 def _frontier_table(result, is_knee: int, b0: int | None):
@@ -125,11 +127,15 @@ def run(args: argparse.Namespace) -> int:
     if args.storage and len(args.runs) != 1:
         raise ConfigError("--storage applies to a single RUN")
     reference = _reference(args.reference, len(objectives))
+    with ExitStack() as opened:  # every run's store closed when the command ends, however it ends
+        return _frontiers(args, objectives, reference, opened)
 
+
+def _frontiers(args: argparse.Namespace, objectives: Axes, reference: list[float] | None, opened: ExitStack) -> int:
     console = Console()
     stores, results = [], []
     for run_dir, label in zip(args.runs, run_labels(args.runs)):
-        store = open_run(run_dir, args.storage)
+        store = opened.enter_context(open_run(run_dir, args.storage))
         stores.append(store)
         results.append(analyze(store.dataframe(), objectives, label=label))
 

@@ -10,7 +10,7 @@ from nas.errors import ConfigError
 from nas.fileio import atomic_write_text
 from nas.ranking import RERANK, choose_b0, ties_with_b0
 from nas.ranking import ranked as rank
-from nas.store import open_run
+from nas.store import RunStore, open_run
 
 
 def add_parser(sub: Any) -> None:
@@ -25,7 +25,12 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.top <= 0:
         raise ConfigError(f"--top must be a positive integer, got {args.top}")
-    store = open_run(args.run, args.storage)
+    with open_run(args.run, args.storage) as store:
+        return _print_results(args, store)
+
+
+def _print_results(args: argparse.Namespace, store: RunStore) -> int:
+    """The leaderboard, the trial counts, B0 and its ties; ``--csv`` writes every trial."""
     console = make_console()
     frame = store.dataframe()
     ranked = rank(store.records())

@@ -110,6 +110,7 @@ class RunStore:
         self.process: int = int(config.get("process", 0))  # its number in a shared study (nas.store.processes)
         self.created = created  # this process made the folder (a failed set-up may remove it again)
         self.lock = lock
+        self.backend = backend
         rows = TrialRows(backend, study_id_of(study))
         self.log = TrialLog(rows)
         self.book = Reservations(study, rows, self.log, self.owner, self.metric_names, storage_url)
@@ -233,9 +234,21 @@ class RunStore:
         atomic_write_json(self.run_dir / RUN_FILE, self.config)
 
     def close(self) -> None:
-        """Let go of the folder's lock (the store can still be read)."""
+        """Let go of the folder's lock and of the database connections (the store can still be read: a
+        read opens a connection again).
+
+        Closed here, not whenever the garbage collector frees the engine: the last connection to a SQLite
+        file that closes checkpoints its write-ahead log into ``study.db`` and removes ``-wal`` and ``-shm``,
+        and that must not happen at a moment nobody chose (a folder's bytes changed under a later command)."""
         if self.lock is not None:
             self.lock.release()
+        self.backend.engine.dispose()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def discard(self) -> None:
         """Remove a run this process has just created and that never got a trial (its set-up failed)."""
