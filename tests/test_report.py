@@ -221,7 +221,9 @@ def test_a_run_with_failed_trials_and_one_still_running_renders(tmp_path):
 
 
 def test_bad_inputs_are_one_line_and_change_nothing(tmp_path):
-    stored_run(tmp_path / "run")
+    # closed before the folder's state is taken: left open, its connections (and the write-ahead log they
+    # keep) would close whenever the garbage collector freed the store, inside the loop below (it failed so)
+    stored_run(tmp_path / "run").close()
     before = folder_state(tmp_path / "run")
     (tmp_path / "empty").mkdir()
     (tmp_path / "a-file").write_text("x")

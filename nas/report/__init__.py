@@ -19,6 +19,7 @@ loaded from elsewhere. It reads a run in progress as it stands (finished trials,
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Sequence
@@ -110,8 +111,11 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     path = Path(out) if out is not None else Path(run_dirs[0]) / REPORT_FILE
     if out is not None:
         check_writable(path)
-    views = read_runs(list(run_dirs), run_labels(run_dirs), storage)
-    text = render(views, top)
+    with ExitStack() as opened:  # the runs' stores closed once the page is made, however that ends
+        views = read_runs(list(run_dirs), run_labels(run_dirs), storage)
+        for view in views:
+            opened.callback(view.store.close)
+        text = render(views, top)
     try:
         atomic_write_text(path, text)
     except OSError as exc:
