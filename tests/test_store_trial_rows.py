@@ -73,9 +73,11 @@ def test_a_trial_written_in_one_transaction_reads_back_as_optuna_writes_it(tmp_p
         study._storage.set_trial_intermediate_value(theirs, step, value)
     study._storage.set_trial_state_values(theirs, TrialState.COMPLETE, [0.75])
 
+    started = datetime.now()
     ours, number = rows.add_running(params, DISTRIBUTIONS, ATTRS)
     assert number == 1
     rows.finish(ours, TrialState.COMPLETE, [0.75], {"status": "ok"}, [0.25, 0.5])
+    ended = datetime.now()
     after = study._storage.create_new_trial(study._study_id)  # plain Optuna numbers on from ours
     assert study._storage.get_trial(after).number == 2 and rows.add_running({}, {}, {})[1] == 3
     for trial_id in (after, after + 1):
@@ -86,8 +88,8 @@ def test_a_trial_written_in_one_transaction_reads_back_as_optuna_writes_it(tmp_p
     assert [t.number for t in reread.trials] == [0, 1, 2, 3]
     for field in ("state", "values", "params", "distributions", "user_attrs", "intermediate_values"):
         assert getattr(a, field) == getattr(b, field), field
-    assert b.datetime_start <= b.datetime_complete and b.duration.total_seconds() < 60
-    assert abs((b.datetime_start - datetime.now()).total_seconds()) < 60  # local time, as Optuna reads it
+    # stamped while add_running and finish ran, in local time as Optuna reads it (no bound on how long they took)
+    assert started <= b.datetime_start <= b.datetime_complete <= ended
     assert reread.best_trial.value == 0.75
 
 
