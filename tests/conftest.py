@@ -128,6 +128,20 @@ def one_thread_module():
         yield
 
 
+@pytest.fixture
+def ray_outs():
+    """Output folders of a test's local-Ray runs: each run's local Ray keeps its sessions in
+    /tmp/nas-ray-<hash of OUT> (runners.ray_support.temp_root), removed at the end of the test."""
+    import shutil
+
+    from runners.ray_support import temp_root
+
+    outs: list[Path] = []
+    yield outs
+    for out in outs:
+        shutil.rmtree(temp_root(out), ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL server for the whole session (tests/postgres.py): started from the machine's server

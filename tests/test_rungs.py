@@ -3,7 +3,6 @@ continued trainings, kill -9 and resume, the Ray runner, bad inputs."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ from nas.cli import main
 from nas.jobs.rungs import best_first
 from nas.ranking import choose_b0, rung
 from nas.store import open_run
-from runners.ray_support import temp_root
 
 TINY = ["--proxy-width", "0.25", "--proxy-depth", "0.25", "--proxy-resolution", "16", "--controller", "random",
         "--quiet"]
@@ -93,12 +91,10 @@ def test_a_kill_in_the_middle_rung_then_resume_trains_nothing_twice(tmp_path):
 
 
 @pytest.mark.slow(reason="successive halving on a local Ray with two workers: promotions while others train")
-def test_the_same_rungs_on_the_ray_runner(tmp_path):
+def test_the_same_rungs_on_the_ray_runner(tmp_path, ray_outs):
     out = tmp_path / "ray"
-    try:
-        assert main(["search", "--out", str(out), *RUNGS, *TINY, "--runner", "ray", "--workers", "2"]) == 0
-    finally:  # the local Ray's sessions (it left one /tmp/nas-ray-* folder behind at every run of the suite)
-        shutil.rmtree(temp_root(out), ignore_errors=True)
+    ray_outs.append(out)
+    assert main(["search", "--out", str(out), *RUNGS, *TINY, "--runner", "ray", "--workers", "2"]) == 0
     rungs = by_rung(open_run(out).records())
     assert {k: len(v) for k, v in rungs.items()} == {0: 8, 1: 4, 2: 2}
 

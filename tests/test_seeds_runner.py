@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -59,15 +58,6 @@ def _start(args: list[str], output: int = subprocess.PIPE) -> subprocess.Popen:
     """``nas ARGS`` in a process and session of its own (``output``: where its stdout and stderr go)."""
     return subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=REPO, stdout=output, stderr=output, text=True,
                             start_new_session=True)
-
-
-@pytest.fixture
-def ray_outs():
-    """Output folders of Ray runs: their local Ray's temp folder is removed at the end."""
-    outs: list[Path] = []
-    yield outs
-    for out in outs:
-        shutil.rmtree(temp_root(out), ignore_errors=True)
 
 
 @pytest.mark.slow(reason="three seeds on a local two-worker Ray, a worker killed mid-seed, the driver killed, "

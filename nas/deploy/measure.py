@@ -104,7 +104,6 @@ class PeakRSS(Poller):
     """Highest resident set size seen while the ``with`` block runs, sampled every ``interval`` s."""
 
     def __init__(self, interval: float = 0.001) -> None:
-        self.interval = interval
         self.peak = rss_bytes() or 0
         super().__init__(interval, name="peak-rss")
 
