@@ -151,11 +151,19 @@ def run_grid(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with progress.running(total=len(grid.points), completed=done):
         result = grid.run()
+    with grid.store:  # run() closed it; the reads below open connections again, closed once they are done
+        _print_outcome(grid, result, out, console, time.perf_counter() - start)
+    return 0
+
+
+def _print_outcome(grid: Any, result: Any, out: Path, console: Any, wall_s: float) -> None:
+    """The finished grid's table, report and chosen point."""
+    c = grid.config
     console.print(_grid_table(grid.dataframe(), f"Compound scaling grid of {out} (* chosen, ref: the paper's "
                                                 f"point, out: outside the constraint)", reward=c.objective != "accuracy"))
     report = report_at_end(out, console, storage=grid.store.storage_url)
     console.print(f"{result.trained} trained, {result.reused} reused (same proxy), "
-                  f"{time.perf_counter() - start:.0f} s.  Outputs: {out}/scaling.csv, {out}/scaling.json"
+                  f"{wall_s:.0f} s.  Outputs: {out}/scaling.csv, {out}/scaling.json"
                   + (f", {report}" if report else ""))
     if result.chosen is not None:
         ch = result.chosen
@@ -164,7 +172,6 @@ def run_grid(args: argparse.Namespace) -> int:
                       f"next: nas scale apply --from {out}/scaling.json --phi 7")
     else:
         console.print("no point trained successfully: nothing chosen")
-    return 0
 
 
 def _typed_settings(args: argparse.Namespace, config_class: Any) -> dict[str, Any]:

@@ -209,6 +209,14 @@ def execute(search: Any, out: Path, console: Any, progress: Any, resumed: bool) 
     warn_if_busy(console, threads)
     with progress.running(total=cfg.trials, completed=done):
         result = search.run()
+    # run() closed the store; the reads below open connections again, closed here once they are done, not
+    # whenever the garbage collector frees them (that checkpoints study.db under a later command)
+    with result.store:
+        return _print_outcome(result, out, console)
+
+
+def _print_outcome(result: Any, out: Path, console: Any) -> int:
+    """The finished search's leaderboard, report, B0 and ties; 1 when every trial failed."""
     store = result.store
     console.print(leaderboard_table(ranked(store.records())[:10], title=f"Top candidates of {out} (search stage)"))
     choice = choose_b0(store.records())
