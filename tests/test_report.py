@@ -7,13 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import namedtuple
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from cli_processes import REPO, nas_here, trials_stored
+from cli_processes import REPO, nas_here, trials_stored, wait_for
 
 from nas.metrics import Metrics
 from nas.report import REPORT_FILE, write_report
@@ -154,12 +153,7 @@ def test_a_run_in_progress_in_another_process_renders(tmp_path):
                              "--epochs", "1", *FAST, "--out", str(out)], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        ready = trials_stored(out, 2)
-        deadline = time.time() + 300
-        while not ready():
-            assert proc.poll() is None, "the search ended before two trials were stored"
-            assert time.time() < deadline, "no two trials stored within 300 s"
-            time.sleep(0.2)
+        wait_for(proc, trials_stored(out, 2), "two trials stored", 300, poll_s=0.2)
         path = write_report([out], out=tmp_path / "live.html")
         assert proc.poll() is None  # the search was still running while its report was read
     finally:
